@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""PyTorch reference for the Sora benchmark workloads (see BENCH.md).
+
+Runs one workload in eager mode, float32, on the CPU, and prints exactly one line
+of JSON on stdout (everything else goes to stderr), with the same keys as the
+Sora side (`cargo bench --bench workloads -- --workload W --device B`), so that
+`benches/compare.py` can put the two side by side.
+
+Environment (kept out of the repository and out of CI):
+
+    python3 -m venv .venv-ref && .venv-ref/bin/pip install torch==2.9.0
+
+Usage:
+
+    .venv-ref/bin/python benches/reference/pytorch_bench.py \\
+        --workload {mlp-digits,mlp-wide,infer,matmul} \\
+        [--data data/digits/digits.csv] [--threads N]
+
+Workloads:
+  mlp-digits  64->128->64->10 ReLU MLP on the 8x8 digits, SGD(lr 0.05, momentum 0.9),
+              batch 32, 20 epochs, shuffled every epoch (seed 42); reports training
+              samples/s, test accuracy, training seconds (training loop only).
+  mlp-wide    512->1024->1024->10 ReLU MLP on 16,384 x 512 standard normal inputs
+              (seed 42), label = argmax(x @ W), W 512x10 standard normal;
+              SGD(lr 0.01, momentum 0.9), batch 256, 2 epochs; reports samples/s and
+              GFLOP/s = 6 * n_params * samples / s.
+  infer       the trained mlp-digits model in eval/inference mode: median latency of a
+              single [1, 64] call (200 warm-up, 2,000 timed) and throughput of a batch
+              of 1,024 (the 360 test samples tiled; 10 warm-up, 50 timed).
+  matmul      2048x2048 @ 2048x2048 float32 (3 warm-up, 10 timed); GFLOP/s = 2 n^3 / s
+              of the median call: the machine reference for mlp-wide.
+
+Every run also reports `peak_rss_mib`: VmHWM of the process, in MiB.
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import torch
+from torch import nn
+
+SEED = 42
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+DEFAULT_DATA = os.path.join(REPO_ROOT, "data", "digits", "digits.csv")
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def peak_rss_mib():
+    """VmHWM (peak resident set size) of this process in MiB, or None if unavailable."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    parts = line.split()
+                    kib = float(parts[1])
+                    unit = parts[2].lower() if len(parts) > 2 else "kb"
+                    if unit != "kb":
+                        raise ValueError("unexpected unit " + unit)
+                    return kib / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+def load_digits(path):
+    """Read the digits CSV (header pixel_0..pixel_63,label) with the csv module.
+
+    Returns (x_train, y_train, x_test, y_test): float32 [n, 64] standardized with the
+    train mean and population standard deviation (ddof=0; zero -> 1), int64 labels.
+    Sample i (file order) is a test sample when i % 5 == 0.
+    """
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        label_col = header.index("label")
+        feat_cols = [i for i, name in enumerate(header) if name != "label"]
+        if len(feat_cols) != 64:
+            raise ValueError("expected 64 feature columns, got %d" % len(feat_cols))
+        feats, labels = [], []
+        for row in reader:
+            if not row:
+                continue
+            feats.append([float(row[i]) for i in feat_cols])
+            labels.append(int(float(row[label_col])))
+    n = len(feats)
+    if n != 1797:
+        log("warning: expected 1,797 samples, read %d" % n)
+    x = torch.tensor(feats, dtype=torch.float64)
+    y = torch.tensor(labels, dtype=torch.int64)
+    idx = torch.arange(n)
+    test_mask = idx % 5 == 0
+    x_train, y_train = x[~test_mask], y[~test_mask]
+    x_test, y_test = x[test_mask], y[test_mask]
+    # Statistics in float64 from the training split only.
+    mean = x_train.mean(dim=0)
+    std = x_train.std(dim=0, unbiased=False)
+    std = torch.where(std == 0, torch.ones_like(std), std)
+    x_train = ((x_train - mean) / std).to(torch.float32).contiguous()
+    x_test = ((x_test - mean) / std).to(torch.float32).contiguous()
+    return x_train, y_train, x_test, y_test
+
+
+def wide_data():
+    g = torch.Generator().manual_seed(SEED)
+    x = torch.randn(16384, 512, generator=g, dtype=torch.float32)
+    w = torch.randn(512, 10, generator=g, dtype=torch.float32)
+    y = (x @ w).argmax(dim=1)
+    return x, y
+
+
+# ---------------------------------------------------------------------------
+# Models and training
+# ---------------------------------------------------------------------------
+
+def mlp_digits_model():
+    return nn.Sequential(
+        nn.Linear(64, 128), nn.ReLU(),
+        nn.Linear(128, 64), nn.ReLU(),
+        nn.Linear(64, 10),
+    )
+
+
+def mlp_wide_model():
+    return nn.Sequential(
+        nn.Linear(512, 1024), nn.ReLU(),
+        nn.Linear(1024, 1024), nn.ReLU(),
+        nn.Linear(1024, 10),
+    )
+
+
+def train(model, x, y, lr, batch, epochs, seed=SEED):
+    """SGD(momentum 0.9) + cross-entropy, shuffled every epoch with a seeded generator,
+    last partial batch kept. Returns (seconds of the epochs loop, samples processed)."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
+    loss_fn = nn.CrossEntropyLoss()
+    g = torch.Generator().manual_seed(seed)
+    n = x.shape[0]
+    model.train()
+    samples = 0
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=g)
+        for start in range(0, n, batch):
+            idx = perm[start:start + batch]
+            xb, yb = x[idx], y[idx]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            opt.step()
+            samples += idx.shape[0]
+    seconds = time.perf_counter() - t0
+    log("final batch loss %.4f" % loss.item())
+    return seconds, samples
+
+
+def accuracy(model, x, y):
+    model.eval()
+    with torch.no_grad():
+        pred = model(x).argmax(dim=1)
+    return (pred == y).float().mean().item()
+
+
+def n_params(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def trained_digits_model(data_path):
+    x_train, y_train, x_test, y_test = load_digits(data_path)
+    torch.manual_seed(SEED)  # parameter initialisation
+    model = mlp_digits_model()
+    seconds, samples = train(model, x_train, y_train, lr=0.05, batch=32, epochs=20)
+    acc = accuracy(model, x_test, y_test)
+    return model, x_test, y_test, seconds, samples, acc
+
+
+# ---------------------------------------------------------------------------
+# Workloads
+# ---------------------------------------------------------------------------
+
+def run_mlp_digits(args):
+    _, _, _, seconds, samples, acc = trained_digits_model(args.data)
+    return {
+        "samples_per_s": samples / seconds,
+        "test_accuracy": acc,
+        "train_seconds": seconds,
+    }
+
+
+def run_mlp_wide(args):
+    x, y = wide_data()
+    torch.manual_seed(SEED)
+    model = mlp_wide_model()
+    seconds, samples = train(model, x, y, lr=0.01, batch=256, epochs=2)
+    params = n_params(model)
+    return {
+        "samples_per_s": samples / seconds,
+        "gflops": 6.0 * params * samples / seconds / 1e9,
+        "train_seconds": seconds,
+        "n_params": params,
+    }
+
+
+def run_infer(args):
+    model, x_test, y_test, _, _, acc = trained_digits_model(args.data)
+    model.eval()
+    single = x_test[0:1].clone().contiguous()  # [1, 64]
+    reps = math.ceil(1024 / x_test.shape[0])
+    batch = x_test.repeat(reps, 1)[:1024].contiguous()  # [1024, 64]
+    with torch.inference_mode():
+        for _ in range(200):
+            model(single)
+        times_ns = []
+        for _ in range(2000):
+            t0 = time.perf_counter_ns()
+            model(single)
+            times_ns.append(time.perf_counter_ns() - t0)
+        for _ in range(10):
+            model(batch)
+        calls = 50
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            model(batch)
+        batch_seconds = time.perf_counter() - t0
+    return {
+        "single_median_us": statistics.median(times_ns) / 1000.0,
+        "batch_samples_per_s": 1024 * calls / batch_seconds,
+        "test_accuracy": acc,
+    }
+
+
+def run_matmul(args):
+    n = 2048
+    g = torch.Generator().manual_seed(SEED)
+    a = torch.randn(n, n, generator=g, dtype=torch.float32)
+    b = torch.randn(n, n, generator=g, dtype=torch.float32)
+    for _ in range(3):
+        torch.mm(a, b)
+    times = []
+    for _ in range(10):
+        t0 = time.perf_counter()
+        c = torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    del c
+    return {"gflops": 2.0 * n ** 3 / statistics.median(times) / 1e9}
+
+
+WORKLOADS = {
+    "mlp-digits": run_mlp_digits,
+    "mlp-wide": run_mlp_wide,
+    "infer": run_infer,
+    "matmul": run_matmul,
+}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
+    p.add_argument("--data", default=DEFAULT_DATA, help="digits CSV (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                   help="torch.set_num_threads (default: all cores, %(default)s)")
+    args = p.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.set_default_dtype(torch.float32)
+    result = {
+        "impl": "pytorch",
+        "workload": args.workload,
+        "backend": "torch-cpu",
+        "version": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    result.update(WORKLOADS[args.workload](args))
+    result["peak_rss_mib"] = peak_rss_mib()
+    sys.stdout.write(json.dumps(result) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

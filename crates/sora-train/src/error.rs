@@ -1,0 +1,82 @@
+//! Typed errors of the training crate.
+
+use std::path::PathBuf;
+
+/// The crate's result alias.
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;
+
+/// Why training, evaluation, a checkpoint or a model directory failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// A training-config field is out of range.
+    #[error("training config: field `{field}`: expected {expected}, found {found}")]
+    Config {
+        /// The field, as written in the config.
+        field: String,
+        /// What was expected.
+        expected: String,
+        /// What the config holds.
+        found: String,
+    },
+    /// The data does not fit the model or the task.
+    #[error("data: {0}")]
+    Data(String),
+    /// The loss became NaN or infinite.
+    #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
+    Diverged {
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Step within the run (1-based).
+        step: usize,
+        /// The loss value.
+        loss: f32,
+    },
+    /// A file could not be read or written.
+    #[error("{}: {source}", .file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A JSON file is malformed.
+    #[error("{}: {source}", .file.display())]
+    Json {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A checkpoint is missing or unreadable.
+    #[error("checkpoint {}: {message}", .file.display())]
+    Checkpoint {
+        /// The checkpoint file.
+        file: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The model spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] sora_core::SpecError),
+    /// The weights do not fit the model.
+    #[error(transparent)]
+    Weights(#[from] sora_core::WeightsError),
+    /// The learning-curve plot could not be drawn.
+    #[error("learning-curve plot {}: {message}", .file.display())]
+    Plot {
+        /// The PNG file.
+        file: PathBuf,
+        /// The drawing backend's message.
+        message: String,
+    },
+}
+
+impl TrainError {
+    pub(crate) fn io(file: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+        let file = file.into();
+        move |source| TrainError::Io { file, source }
+    }
+}

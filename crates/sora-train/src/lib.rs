@@ -1,0 +1,30 @@
+//! # sora-train
+//!
+//! The training loop of Sora models: mini-batch SGD (momentum, Nesterov, weight decay), Adam
+//! and AdamW from burn-optim; constant, step and cosine learning-rate schedules;
+//! cross-entropy (class weights, label smoothing) and MSE losses; exact whole-set metrics
+//! (accuracy, precision/recall/F1, AUROC, PR-AUC, confusion matrix; MAE/RMSE/R²); early
+//! stopping that restores the best weights; atomic best/last checkpoints and `resume`; a
+//! live progress bar or one line per epoch; the metrics history as JSON and a learning-curve
+//! PNG; and the [`ModelDir`] a trained model is saved to.
+//!
+//! The same seed on the same backend gives bit-identical weights.
+
+mod config;
+mod data;
+mod error;
+mod history;
+mod metrics;
+mod model_dir;
+mod trainer;
+
+pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule, TrainConfig};
+pub use data::{TabularData, TargetBatch, Targets, TrainData};
+pub use error::{Result, TrainError};
+pub use history::{EpochRecord, History};
+pub use metrics::{
+    ClassScores, ClassificationMetrics, Metrics, RegressionMetrics, argmax, auroc,
+    average_precision,
+};
+pub use model_dir::{LoadedModel, ModelDir};
+pub use trainer::{Fitted, Trainer, evaluate, predict};

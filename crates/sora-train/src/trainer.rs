@@ -1,0 +1,629 @@
+//! The training loop: forward, loss, backward, optimizer step, in mini-batches, with
+//! validation every epoch, early stopping, checkpoints and resume.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::store::ModuleRecord;
+use burn::tensor::activation::softmax;
+use burn::tensor::{Bytes, Device, Tensor};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use sora_core::{Encoder, Model};
+
+use crate::{
+    ClassificationMetrics, EpochRecord, History, Metrics, OptimizerConfig, Progress,
+    RegressionMetrics, TargetBatch, Targets, TrainConfig, TrainData, TrainError,
+};
+
+/// A finished run.
+#[derive(Debug)]
+pub struct Fitted<M> {
+    /// The trained model in evaluation mode (the best epoch's weights under early stopping).
+    pub model: M,
+    /// What every epoch measured.
+    pub history: History,
+    /// The epoch whose weights `model` holds (1-based).
+    pub best_epoch: usize,
+    /// Whether early stopping ended the run before `epochs`.
+    pub stopped_early: bool,
+}
+
+/// Where a run stands, saved with every checkpoint (`state.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    config: TrainConfig,
+    epochs_done: usize,
+    steps_done: usize,
+    best_epoch: usize,
+    best_loss: f64,
+    history: History,
+    last_model: String,
+    last_optimizer: String,
+    best_model: String,
+}
+
+const STATE_FILE: &str = "state.json";
+
+/// Trains [`Model`]s on one device.
+///
+/// ```
+/// use burn::prelude::*;
+/// use sora_core::{HeadSpec, IdentitySpec, ModelSpec, Task};
+/// use sora_train::{Progress, TabularData, Targets, TrainConfig, Trainer};
+///
+/// # fn main() -> Result<(), sora_train::TrainError> {
+/// // XOR-like data: the class is whether x0 and x1 have the same sign.
+/// let mut x = Vec::new();
+/// let mut y = Vec::new();
+/// for i in 0..200 {
+///     let (a, b) = (((i * 37) % 200) as f32 / 100.0 - 1.0, ((i * 91) % 200) as f32 / 100.0 - 1.0);
+///     x.extend([a, b]);
+///     y.push(usize::from(a * b > 0.0));
+/// }
+/// let data = TabularData::new(x, 2, Targets::Classes { labels: y, n_classes: 2 })?;
+/// let spec = ModelSpec::new(IdentitySpec::new(2), HeadSpec::new(&[16]), Task::Classification { n_classes: 2 })
+///     .check()?;
+/// let config = TrainConfig::new(60, 16, 0.1).with_seed(7).with_progress(Progress::Quiet);
+/// let trainer = Trainer::new(config, &Device::flex());
+/// let fitted = trainer.fit(trainer.init(&spec), &data, None)?;
+/// let metrics = trainer.evaluate(&fitted.model, &data)?;
+/// assert!(metrics.accuracy().unwrap() > 0.9);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    config: TrainConfig,
+    device: Device,
+    checkpoint_dir: Option<PathBuf>,
+}
+
+enum Loss {
+    CrossEntropy(CrossEntropyLoss),
+    Mse(MseLoss),
+}
+
+impl Trainer {
+    /// A trainer that runs on `device` (autodiff is added for training).
+    pub fn new(config: TrainConfig, device: &Device) -> Self {
+        Self {
+            config,
+            device: device.clone().without_autodiff(),
+            checkpoint_dir: None,
+        }
+    }
+
+    /// Writes checkpoints (best and last, atomically) into `dir` after every epoch.
+    pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.checkpoint_dir = Some(dir.into());
+        self
+    }
+
+    /// The training configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// The (non-autodiff) device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// The autodiff device on which models train.
+    pub fn train_device(&self) -> Device {
+        self.device.clone().autodiff()
+    }
+
+    /// Seeds the device with the config's seed and allocates the spec's model on the
+    /// training device: the same seed gives the same initial weights.
+    pub fn init<S: sora_core::EncoderSpec>(
+        &self,
+        spec: &sora_core::CheckedSpec<S>,
+    ) -> Model<S::Encoder> {
+        let device = self.train_device();
+        device.seed(self.config.seed);
+        spec.init(&device)
+    }
+
+    fn optimizer(&self) -> ModuleOptimizer {
+        match self.config.optimizer {
+            OptimizerConfig::Sgd {
+                momentum,
+                nesterov,
+                weight_decay,
+            } => SgdConfig::new()
+                .with_momentum((momentum > 0.0).then(|| {
+                    MomentumConfig::new()
+                        .with_momentum(momentum)
+                        .with_dampening(0.0)
+                        .with_nesterov(nesterov)
+                }))
+                .with_weight_decay(
+                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+                )
+                .init(),
+            OptimizerConfig::Adam {
+                beta_1,
+                beta_2,
+                epsilon,
+                weight_decay,
+            } => AdamConfig::new()
+                .with_beta_1(beta_1 as f32)
+                .with_beta_2(beta_2 as f32)
+                .with_epsilon(epsilon as f32)
+                .with_weight_decay(
+                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
+                )
+                .init(),
+            OptimizerConfig::AdamW {
+                beta_1,
+                beta_2,
+                epsilon,
+                weight_decay,
+            } => AdamWConfig::new()
+                .with_beta_1(beta_1 as f32)
+                .with_beta_2(beta_2 as f32)
+                .with_epsilon(epsilon as f32)
+                .with_weight_decay(weight_decay as f32)
+                .init(),
+        }
+    }
+
+    fn loss(&self, targets: &Targets, device: &Device) -> Loss {
+        match targets {
+            Targets::Classes { .. } => Loss::CrossEntropy(
+                CrossEntropyLossConfig::new()
+                    .with_weights(self.config.loss.class_weights.clone())
+                    .with_smoothing(self.config.loss.label_smoothing)
+                    .init(device),
+            ),
+            Targets::Values { .. } => Loss::Mse(MseLoss::new()),
+        }
+    }
+
+    fn check_data<E: Encoder, D: TrainData>(
+        &self,
+        model: &Model<E>,
+        train: &D,
+        valid: Option<&D>,
+    ) -> Result<(), TrainError> {
+        let d_output = model.head.output.weight.dims()[1];
+        let check = |data: &D, name: &str| -> Result<(), TrainError> {
+            if data.is_empty() {
+                return Err(TrainError::Data(format!("the {name} set is empty")));
+            }
+            match data.targets() {
+                Targets::Classes { n_classes, .. } if *n_classes != d_output => {
+                    Err(TrainError::Data(format!(
+                        "the {name} set has {n_classes} classes but the model outputs {d_output}"
+                    )))
+                }
+                Targets::Values { d, .. } if *d != d_output => Err(TrainError::Data(format!(
+                    "the {name} set has {d} targets per sample but the model outputs {d_output}"
+                ))),
+                _ => Ok(()),
+            }
+        };
+        check(train, "training")?;
+        if let Some(v) = valid {
+            check(v, "validation")?;
+        }
+        let n_classes = match train.targets() {
+            Targets::Classes { n_classes, .. } => Some(*n_classes),
+            Targets::Values { .. } => None,
+        };
+        self.config.check(n_classes)
+    }
+
+    /// Trains `model` (allocated on [`train_device`](Self::train_device), e.g. by
+    /// [`init`](Self::init)) on `train`, validating on `valid` after every epoch.
+    pub fn fit<E, D>(
+        &self,
+        model: Model<E>,
+        train: &D,
+        valid: Option<&D>,
+    ) -> Result<Fitted<Model<E>>, TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        self.check_data(&model, train, valid)?;
+        let optimizer = self.optimizer();
+        let state = RunState {
+            config: self.config.clone(),
+            epochs_done: 0,
+            steps_done: 0,
+            best_epoch: 0,
+            best_loss: f64::INFINITY,
+            history: History::default(),
+            last_model: String::new(),
+            last_optimizer: String::new(),
+            best_model: String::new(),
+        };
+        self.run(model.clone(), model, optimizer, state, train, valid)
+    }
+
+    /// Continues the run whose checkpoints are in the trainer's checkpoint directory, from
+    /// its last completed epoch, with the optimizer state it had. `model` must have the
+    /// run's architecture (e.g. [`init`](Self::init) of the same spec); its weights are
+    /// replaced by the checkpoint's. The config must be the run's, except that `epochs` may
+    /// be raised to extend it. The continued run ends where an uninterrupted one would, with
+    /// the same weights (for a schedule that depends on the total, with the same total).
+    pub fn resume<E, D>(
+        &self,
+        model: Model<E>,
+        train: &D,
+        valid: Option<&D>,
+    ) -> Result<Fitted<Model<E>>, TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        let dir = self
+            .checkpoint_dir
+            .as_ref()
+            .ok_or_else(|| TrainError::Config {
+                field: "checkpoint_dir".into(),
+                expected: "a checkpoint directory to resume from".into(),
+                found: "none".into(),
+            })?;
+        let state_path = dir.join(STATE_FILE);
+        let text = std::fs::read(&state_path).map_err(TrainError::io(&state_path))?;
+        let mut state: RunState =
+            serde_json::from_slice(&text).map_err(|source| TrainError::Json {
+                file: state_path.clone(),
+                source,
+            })?;
+        let mut same = state.config.clone();
+        same.epochs = self.config.epochs;
+        if same != self.config {
+            return Err(TrainError::Checkpoint {
+                file: state_path,
+                message: "the checkpoint was written with a different training config \
+                          (only `epochs` may change, to extend a run)"
+                    .into(),
+            });
+        }
+        if state.epochs_done > self.config.epochs {
+            return Err(TrainError::Checkpoint {
+                file: state_path,
+                message: format!(
+                    "the run has already done {} epochs, more than the {} asked for",
+                    state.epochs_done, self.config.epochs
+                ),
+            });
+        }
+        state.config = self.config.clone();
+        self.check_data(&model, train, valid)?;
+        let last = load_module(model.clone(), &dir.join(&state.last_model))?;
+        let best = load_module(model, &dir.join(&state.best_model))?;
+        let optim_path = dir.join(&state.last_optimizer);
+        let bytes = std::fs::read(&optim_path).map_err(TrainError::io(&optim_path))?;
+        let optimizer = self
+            .optimizer()
+            .from_bytes(Bytes::from_bytes_vec(bytes))
+            .map_err(|e| TrainError::Checkpoint {
+                file: optim_path,
+                message: e.to_string(),
+            })?;
+        self.run(last, best, optimizer, state, train, valid)
+    }
+
+    fn run<E, D>(
+        &self,
+        mut model: Model<E>,
+        mut best: Model<E>,
+        mut optimizer: ModuleOptimizer,
+        mut state: RunState,
+        train: &D,
+        valid: Option<&D>,
+    ) -> Result<Fitted<Model<E>>, TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        let cfg = &self.config;
+        let device = self.train_device();
+        let loss_fn = self.loss(train.targets(), &device);
+        let n = train.len();
+        let steps_per_epoch = n.div_ceil(cfg.batch_size);
+        let total_steps = steps_per_epoch * cfg.epochs;
+        let show = match cfg.progress {
+            Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
+            Progress::Auto => Progress::Plain,
+            other => other,
+        };
+        let mut stopped_early = false;
+        let mut order: Vec<usize> = (0..n).collect();
+        let mut since_best = state.epochs_done - state.best_epoch.min(state.epochs_done);
+
+        for epoch in state.epochs_done..cfg.epochs {
+            let start = Instant::now();
+            // Every epoch's randomness derives from (seed, epoch) alone, so a resumed run
+            // draws exactly what an uninterrupted one would.
+            let epoch_seed = cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            device.seed(epoch_seed);
+            if cfg.shuffle {
+                order.sort_unstable();
+                order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
+            }
+            let bar = (show == Progress::Bar).then(|| {
+                let bar = ProgressBar::new(steps_per_epoch as u64);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} {msg}",
+                    )
+                    .expect("valid template")
+                    .progress_chars("=> "),
+                );
+                bar.set_prefix(format!("{}/{}", epoch + 1, cfg.epochs));
+                bar
+            });
+            let lr_epoch = cfg
+                .schedule
+                .lr(cfg.lr, epoch, state.steps_done, total_steps);
+            let mut loss_sum: Option<Tensor<1>> = None;
+            for batch in order.chunks(cfg.batch_size) {
+                let lr = cfg
+                    .schedule
+                    .lr(cfg.lr, epoch, state.steps_done, total_steps);
+                let output = model.forward(train.inputs(batch, &device));
+                let loss = match (&loss_fn, train.targets().batch(batch, &device)) {
+                    (Loss::CrossEntropy(ce), TargetBatch::Classes(y)) => ce.forward(output, y),
+                    (Loss::Mse(mse), TargetBatch::Values(y)) => {
+                        mse.forward(output, y, Reduction::Mean).reshape([1])
+                    }
+                    _ => unreachable!("the loss is chosen from the same targets"),
+                };
+                let weighted = loss.clone().detach() * batch.len() as f32;
+                loss_sum = Some(match loss_sum {
+                    Some(sum) => sum + weighted,
+                    None => weighted,
+                });
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optimizer.step(lr, model, grads);
+                state.steps_done += 1;
+                if let Some(bar) = &bar {
+                    bar.inc(1);
+                }
+            }
+            let train_loss = loss_sum
+                .map(|s| s.into_scalar::<f32>() as f64 / n as f64)
+                .unwrap_or(f64::NAN);
+            if !train_loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    epoch: epoch + 1,
+                    step: state.steps_done,
+                    loss: train_loss as f32,
+                });
+            }
+            let metrics = match valid {
+                Some(v) => Some(self.evaluate(&model.valid(), v)?),
+                None => None,
+            };
+            let monitored = metrics.as_ref().map_or(train_loss, Metrics::loss);
+            let record = EpochRecord {
+                epoch: epoch + 1,
+                lr: lr_epoch,
+                train_loss,
+                valid_loss: metrics.as_ref().map(Metrics::loss),
+                valid_accuracy: metrics.as_ref().and_then(Metrics::accuracy),
+                seconds: start.elapsed().as_secs_f64(),
+            };
+            let min_delta = cfg.early_stopping.as_ref().map_or(0.0, |e| e.min_delta);
+            let improved = monitored < state.best_loss - min_delta;
+            if improved {
+                state.best_loss = monitored;
+                state.best_epoch = epoch + 1;
+                best = model.clone();
+                since_best = 0;
+            } else {
+                since_best += 1;
+            }
+            state.epochs_done = epoch + 1;
+            let line = epoch_line(&record, cfg.epochs, improved);
+            match bar {
+                Some(bar) => bar.finish_with_message(line),
+                None if show == Progress::Plain => println!("{line}"),
+                None => {}
+            }
+            state.history.epochs.push(record);
+            if let Some(dir) = &self.checkpoint_dir {
+                self.save_checkpoint(
+                    dir,
+                    &mut state,
+                    &model,
+                    &optimizer,
+                    improved.then_some(&best),
+                )?;
+            }
+            if let Some(es) = &cfg.early_stopping
+                && since_best >= es.patience
+            {
+                stopped_early = epoch + 1 < cfg.epochs;
+                break;
+            }
+        }
+        let model = if cfg.early_stopping.is_some() {
+            best
+        } else {
+            model
+        };
+        let best_epoch = if cfg.early_stopping.is_some() {
+            state.best_epoch
+        } else {
+            state.epochs_done
+        };
+        Ok(Fitted {
+            model: model.valid(),
+            history: state.history,
+            best_epoch,
+            stopped_early,
+        })
+    }
+
+    fn save_checkpoint<E: Encoder>(
+        &self,
+        dir: &Path,
+        state: &mut RunState,
+        model: &Model<E>,
+        optimizer: &ModuleOptimizer,
+        best: Option<&Model<E>>,
+    ) -> Result<(), TrainError> {
+        std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
+        let epoch = state.epochs_done;
+        let old = (
+            state.last_model.clone(),
+            state.last_optimizer.clone(),
+            state.best_model.clone(),
+        );
+        let model_name = format!("model-{epoch}.bpk");
+        write_record(&dir.join(&model_name), model.clone().into_record())?;
+        let optim_name = format!("optimizer-{epoch}.bpk");
+        let optim_path = dir.join(&optim_name);
+        let bytes = optimizer.into_bytes().map_err(|e| TrainError::Checkpoint {
+            file: optim_path.clone(),
+            message: e.to_string(),
+        })?;
+        sora_core::weights::write_atomic(&optim_path, &bytes)
+            .map_err(TrainError::io(&optim_path))?;
+        if let Some(best) = best {
+            let best_name = format!("best-{epoch}.bpk");
+            write_record(&dir.join(&best_name), best.clone().into_record())?;
+            state.best_model = best_name;
+        }
+        state.last_model = model_name;
+        state.last_optimizer = optim_name;
+        // The state file is the commit point: until it is renamed into place, the previous
+        // checkpoint stays the valid one.
+        let path = dir.join(STATE_FILE);
+        let text = serde_json::to_vec_pretty(&state).expect("run state serialises");
+        sora_core::weights::write_atomic(&path, &text).map_err(TrainError::io(&path))?;
+        for stale in [old.0, old.1, old.2] {
+            let keep = [&state.last_model, &state.last_optimizer, &state.best_model];
+            if !stale.is_empty() && !keep.contains(&&stale) {
+                let _ = std::fs::remove_file(dir.join(stale));
+            }
+        }
+        Ok(())
+    }
+
+    /// Predicts a whole data set in batches: class probabilities (softmax of the logits) for
+    /// a classifier, values for a regressor; row-major `[n, d_output]`.
+    pub fn predict<E, D>(&self, model: &Model<E>, data: &D) -> Result<Vec<f32>, TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        predict(model, data, self.config.batch_size.max(256), &self.device)
+    }
+
+    /// Evaluates a model (in evaluation mode, on the trainer's device) on `data`.
+    pub fn evaluate<E, D>(&self, model: &Model<E>, data: &D) -> Result<Metrics, TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        evaluate(model, data, self.config.batch_size.max(256), &self.device)
+    }
+}
+
+/// Predicts `data` with `model` on `device` in batches of `batch_size`: class
+/// probabilities for a classifier, values for a regressor; row-major `[n, d_output]`.
+pub fn predict<E, D>(
+    model: &Model<E>,
+    data: &D,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<f32>, TrainError>
+where
+    E: Encoder,
+    D: TrainData<Input = E::Input>,
+{
+    let classify = matches!(data.targets(), Targets::Classes { .. });
+    let indices: Vec<usize> = (0..data.len()).collect();
+    let mut out = Vec::new();
+    for batch in indices.chunks(batch_size.max(1)) {
+        let y = model.forward(data.inputs(batch, device));
+        let y = if classify { softmax(y, 1) } else { y };
+        let values = y
+            .try_into_vec_as::<f32>()
+            .map_err(|e| TrainError::Data(format!("cannot read predictions: {e:?}")))?;
+        out.extend(values);
+    }
+    Ok(out)
+}
+
+/// Evaluates `model` on `data` (see [`Metrics`]).
+pub fn evaluate<E, D>(
+    model: &Model<E>,
+    data: &D,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Metrics, TrainError>
+where
+    E: Encoder,
+    D: TrainData<Input = E::Input>,
+{
+    let predictions = predict(model, data, batch_size, device)?;
+    Ok(match data.targets() {
+        Targets::Classes { labels, n_classes } => Metrics::Classification(
+            ClassificationMetrics::compute(&predictions, labels, *n_classes),
+        ),
+        Targets::Values { values, d } => {
+            Metrics::Regression(RegressionMetrics::compute(&predictions, values, *d))
+        }
+    })
+}
+
+fn epoch_line(r: &EpochRecord, epochs: usize, improved: bool) -> String {
+    let mut line = format!(
+        "epoch {:>3}/{epochs}  lr {:.4}  train loss {:.4}",
+        r.epoch, r.lr, r.train_loss
+    );
+    if let Some(v) = r.valid_loss {
+        line.push_str(&format!("  valid loss {v:.4}"));
+    }
+    if let Some(a) = r.valid_accuracy {
+        line.push_str(&format!("  valid acc {a:.4}"));
+    }
+    line.push_str(&format!("  {:.2}s", r.seconds));
+    if improved {
+        line.push_str("  *");
+    }
+    line
+}
+
+fn write_record(path: &Path, record: ModuleRecord) -> Result<(), TrainError> {
+    let bytes = record.into_bytes().map_err(|e| TrainError::Checkpoint {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    sora_core::weights::write_atomic(path, &bytes).map_err(TrainError::io(path))
+}
+
+fn load_module<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
+    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
+        TrainError::Checkpoint {
+            file: path.to_path_buf(),
+            message: e.to_string(),
+        }
+    })?;
+    model
+        .try_load_record(record)
+        .map_err(|e| TrainError::Checkpoint {
+            file: path.to_path_buf(),
+            message: e.to_string(),
+        })
+}

@@ -1,0 +1,30 @@
+//! # Sora
+//!
+//! Small, efficient, explainable neural networks on small data, on Burn 0.22.
+//!
+//! This facade re-exports the workspace crates and adds what only the program at the top
+//! decides: which backend runs ([`device`]) and where the bundled data sets are
+//! ([`datasets`]). Library crates never choose a backend; they take a `&Device`.
+//!
+//! ```
+//! use sora::device::DeviceChoice;
+//!
+//! # fn main() -> Result<(), sora::device::DeviceError> {
+//! let device = DeviceChoice::parse("flex")?.device()?;
+//! # let _ = device;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod datasets;
+pub mod device;
+
+pub use sora_core as core;
+pub use sora_train as train;
+
+#[doc = include_str!("../docs/extending.md")]
+#[cfg(doctest)]
+pub struct ExtendingGuide;
+
+/// The Burn version Sora is built on.
+pub const BURN_VERSION: &str = "0.22.1";
