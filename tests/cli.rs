@@ -80,7 +80,8 @@ fn help_and_version_everywhere() {
         assert!(out.status.success());
         assert!(text(&out).0.contains("Usage: sora"), "{:?}", text(&out));
         let out = sora(&[sub, "--version"]);
-        assert!(text(&out).0.starts_with("sora "), "{:?}", text(&out));
+        let version = format!("sora-{sub} {}", env!("CARGO_PKG_VERSION"));
+        assert_eq!(text(&out).0.trim(), version);
     }
     let out = sora(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));

@@ -40,6 +40,13 @@ fn summary_totals_equal_allocated_parameters() {
             );
             let rows: u64 = checked.summary().layers.iter().map(|l| l.params).sum();
             assert_eq!(rows, checked.summary().total_params);
+            // Batch norm's running statistics are allocated but not trained.
+            let buffers = if norm == Some(Norm::Batch) {
+                2 * (64 + 32 + 16)
+            } else {
+                0
+            };
+            assert_eq!(checked.summary().trainable_params + buffers, rows);
         }
     }
 }

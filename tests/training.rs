@@ -3,7 +3,9 @@
 
 use burn::tensor::Device;
 use sora::core::Identity;
-use sora::core::weights::to_safetensors_bytes;
+use std::collections::BTreeMap;
+
+use burn::store::ModuleSnapshot;
 use sora::core::{CheckedSpec, HeadSpec, IdentitySpec, Model, ModelSpec, Task};
 use sora::datasets::{Digits, bundled_digits};
 use sora::device::test_device;
@@ -32,8 +34,13 @@ fn digits() -> Digits {
     bundled_digits().unwrap()
 }
 
-fn weights(model: &Model<Identity>) -> Vec<u8> {
-    to_safetensors_bytes(model).unwrap()
+/// Every tensor of the model, by name, as raw bytes: equal maps mean bit-identical weights.
+fn weights(model: &Model<Identity>) -> BTreeMap<String, Vec<u8>> {
+    model
+        .collect(None, None, false)
+        .into_iter()
+        .map(|t| (t.name.clone(), t.to_bytes().unwrap().to_vec()))
+        .collect()
 }
 
 fn train(config: TrainConfig, device: &Device, data: &Digits) -> Model<Identity> {

@@ -122,6 +122,7 @@ impl EncoderSpec for IdentitySpec {
                 kind: "Identity".into(),
                 output_shape: vec![d],
                 params: 0,
+                trainable: 0,
             }],
             d_features: d,
         })

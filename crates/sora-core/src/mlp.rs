@@ -92,21 +92,6 @@ impl MlpConfig {
         self
     }
 
-    /// Number of trainable parameters the MLP allocates.
-    pub fn num_params(&self) -> u64 {
-        let mut total = 0u64;
-        let mut d_in = self.d_input as u64;
-        for &d in &self.d_hidden {
-            let d = d as u64;
-            total += d_in * d + d;
-            if self.norm.is_some() {
-                total += 2 * d;
-            }
-            d_in = d;
-        }
-        total + d_in * self.d_output as u64 + self.d_output as u64
-    }
-
     /// Allocates the MLP on `device`. Widths are assumed valid: build the config through a
     /// checked [`ModelSpec`](crate::ModelSpec) to get typed errors instead of Burn's panics.
     pub fn init(&self, device: &Device) -> Mlp {

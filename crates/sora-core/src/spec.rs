@@ -270,7 +270,7 @@ impl<E: EncoderSpec> ModelSpec<E> {
                 format!("head.hidden.{i}.linear"),
                 "Linear",
                 d,
-                params,
+                (params, params),
             );
             over_limit(&layers, total, limits, &field)?;
             if let Some(norm) = norm {
@@ -284,7 +284,8 @@ impl<E: EncoderSpec> ModelSpec<E> {
                     format!("head.hidden.{i}.{name}"),
                     norm.layer_kind(),
                     d,
-                    2 * d,
+                    // Batch norm also keeps a running mean and variance (not trained).
+                    (if norm == Norm::Batch { 4 * d } else { 2 * d }, 2 * d),
                 );
             }
             push(
@@ -293,7 +294,7 @@ impl<E: EncoderSpec> ModelSpec<E> {
                 format!("head.hidden.{i}.activation"),
                 activation.layer_kind(),
                 d,
-                0,
+                (0, 0),
             );
             if head.dropout > 0.0 {
                 push(
@@ -302,7 +303,7 @@ impl<E: EncoderSpec> ModelSpec<E> {
                     format!("head.hidden.{i}.dropout"),
                     "Dropout",
                     d,
-                    0,
+                    (0, 0),
                 );
             }
             d_hidden.push(d as usize);
@@ -337,7 +338,7 @@ impl<E: EncoderSpec> ModelSpec<E> {
             "head.output".into(),
             "Linear",
             d_output,
-            params,
+            (params, params),
         );
         over_limit(&layers, total, limits, field)?;
 
@@ -351,6 +352,7 @@ impl<E: EncoderSpec> ModelSpec<E> {
         };
         let summary = Summary {
             input_shape: plan.input_shape.clone(),
+            trainable_params: layers.iter().map(|l| l.trainable).sum(),
             layers,
             total_params: total,
         };
@@ -363,19 +365,21 @@ impl<E: EncoderSpec> ModelSpec<E> {
     }
 }
 
+/// Appends a row of `d` outputs with `(params, trainable)` parameters, keeping the total.
 fn push(
     layers: &mut Vec<LayerSummary>,
     total: &mut u64,
     name: String,
     kind: &str,
     d: u64,
-    params: u64,
+    (params, trainable): (u64, u64),
 ) {
     layers.push(LayerSummary {
         name,
         kind: kind.to_string(),
         output_shape: vec![d as usize],
         params,
+        trainable,
     });
     *total = total.saturating_add(params);
 }

@@ -11,8 +11,11 @@ pub struct LayerSummary {
     pub kind: String,
     /// Output shape of one sample, without the batch dimension.
     pub output_shape: Vec<usize>,
-    /// Trainable parameters of the layer.
+    /// Parameters the layer allocates, trainable or not (a batch norm's running mean and
+    /// variance count here, as in Burn's `num_params` and Keras' summary).
     pub params: u64,
+    /// Of `params`, those the optimizer updates.
+    pub trainable: u64,
 }
 
 /// The layers of a model with their output shapes and parameter counts, inferred from a
@@ -25,6 +28,8 @@ pub struct Summary {
     pub layers: Vec<LayerSummary>,
     /// Sum of the rows' parameters.
     pub total_params: u64,
+    /// Sum of the rows' trainable parameters.
+    pub trainable_params: u64,
 }
 
 fn shape(dims: &[usize]) -> String {
@@ -102,6 +107,12 @@ impl fmt::Display for Summary {
         }
         writeln!(f, "{rule}")?;
         writeln!(f, "Total params: {}", thousands(self.total_params))?;
+        writeln!(f, "Trainable params: {}", thousands(self.trainable_params))?;
+        writeln!(
+            f,
+            "Non-trainable params: {}",
+            thousands(self.total_params - self.trainable_params)
+        )?;
         write!(
             f,
             "Size (float32): {:.1} KiB",
