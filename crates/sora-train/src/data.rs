@@ -122,7 +122,7 @@ impl TabularData {
         if d == 0 {
             return Err(TrainError::Data("zero features per row".into()));
         }
-        if features.len() % d != 0 {
+        if !features.len().is_multiple_of(d) {
             return Err(TrainError::Data(format!(
                 "{} feature values do not split into rows of {d}",
                 features.len()

@@ -89,7 +89,7 @@ pub struct Trainer {
 }
 
 enum Loss {
-    CrossEntropy(CrossEntropyLoss),
+    CrossEntropy(Box<CrossEntropyLoss>),
     Mse(MseLoss),
 }
 
@@ -181,12 +181,12 @@ impl Trainer {
 
     fn loss(&self, targets: &Targets, device: &Device) -> Loss {
         match targets {
-            Targets::Classes { .. } => Loss::CrossEntropy(
+            Targets::Classes { .. } => Loss::CrossEntropy(Box::new(
                 CrossEntropyLossConfig::new()
                     .with_weights(self.config.loss.class_weights.clone())
                     .with_smoothing(self.config.loss.label_smoothing)
                     .init(device),
-            ),
+            )),
             Targets::Values { .. } => Loss::Mse(MseLoss::new()),
         }
     }
