@@ -19,6 +19,10 @@ use sora::train::{Progress, TabularData, Targets, TrainConfig, TrainData, Traine
 
 const SEED: u64 = 42;
 
+// The allocator the `sora` program ships with (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<()> {
     let mut workload = None;
     let mut device_name = "flex".to_string();

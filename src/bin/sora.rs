@@ -10,6 +10,12 @@ use clap::{Parser, Subcommand};
 use sora::core::{IdentitySpec, ModelSpec, SpecLimits};
 use sora::device::{DeviceChoice, compiled_backends};
 
+// Burn's CPU backends allocate a fresh buffer for most tensor ops; mimalloc keeps freed pages
+// for reuse where glibc's malloc returns large blocks to the kernel and faults them back in
+// (measured in docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Small, efficient, explainable neural networks on small data.
 #[derive(Debug, Parser)]
 #[command(name = "sora", version, about, propagate_version = true)]
