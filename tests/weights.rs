@@ -78,7 +78,8 @@ fn header_has_pytorch_names_and_layouts() {
 }
 
 /// When Python's `safetensors` (with numpy) is installed, it must read the file too and see
-/// the same values as the model.
+/// the same values as the model. CI installs it and sets `SORA_REQUIRE_PYTHON_SAFETENSORS=1`,
+/// so there this test cannot pass by skipping.
 #[test]
 fn python_safetensors_reads_the_file_when_available() {
     let python_ok = std::process::Command::new("python3")
@@ -86,6 +87,10 @@ fn python_safetensors_reads_the_file_when_available() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !python_ok {
+        assert!(
+            std::env::var_os("SORA_REQUIRE_PYTHON_SAFETENSORS").is_none(),
+            "SORA_REQUIRE_PYTHON_SAFETENSORS is set but python3 cannot import safetensors.numpy"
+        );
         eprintln!("python3 with safetensors+numpy not found: checked by header parsing only");
         return;
     }

@@ -153,8 +153,9 @@ pub struct LossConfig {
     pub label_smoothing: Option<f32>,
 }
 
-/// Stop when the validation loss has not improved by more than `min_delta` for `patience`
-/// epochs, and restore the weights of the best epoch.
+/// Stop when the validation loss (the training loss when there is no validation set) has not
+/// improved by more than `min_delta` for `patience` epochs, and restore the weights of the best
+/// epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EarlyStopping {
