@@ -35,13 +35,14 @@ fn main() -> Result<()> {
             other => bail!("unknown argument {other:?}"),
         }
     }
-    let workload = workload.context("--workload mlp-digits|mlp-wide|infer|matmul")?;
+    let workload = workload.context("--workload mlp-digits|mlp-wide|infer|matmul|loop-overhead")?;
     let device = sora::device::device(&device_name)?;
     let mut out = match workload.as_str() {
         "mlp-digits" => mlp_digits(&device)?,
         "mlp-wide" => mlp_wide(&device)?,
         "infer" => infer(&device)?,
         "matmul" => matmul(&device)?,
+        "loop-overhead" => loop_overhead(&device)?,
         other => bail!("unknown workload {other:?}"),
     };
     let obj = out.as_object_mut().expect("an object");
@@ -237,4 +238,210 @@ fn matmul(device: &Device) -> Result<Value> {
         })
         .collect();
     Ok(json!({ "gflops": 2.0 * (n as f64).powi(3) / median(times) / 1e9 }))
+}
+
+/// Sora's loop against burn-train's `SupervisedTraining` + `Learner` on the mlp-digits workload,
+/// both validating on the 360 test samples after every epoch (burn-train always validates):
+/// what the learner's machinery (data-loader threads, event processing, per-batch metrics,
+/// checkpointing) costs on a small model.
+fn loop_overhead(device: &Device) -> Result<Value> {
+    let digits = sora::datasets::bundled_digits()?;
+    let spec = classifier(64, &[128, 64], 10)?;
+    let epochs = 20;
+    let samples = (digits.train.len() * epochs) as f64;
+
+    let trainer = Trainer::new(
+        TrainConfig::new(epochs, 32, 0.05)
+            .with_seed(SEED)
+            .with_progress(Progress::Quiet),
+        device,
+    );
+    let model = trainer.init(&spec);
+    let start = Instant::now();
+    let fitted = trainer.fit(model, &digits.train, Some(&digits.test))?;
+    let sora_seconds = start.elapsed().as_secs_f64();
+    let sora_accuracy = trainer.evaluate(&fitted.model, &digits.test)?.accuracy();
+
+    let (learner_seconds, learner_accuracy) = learner::train(&spec, &digits, epochs, device)?;
+    Ok(json!({
+        "sora_samples_per_s": samples / sora_seconds,
+        "sora_test_accuracy": sora_accuracy,
+        "learner_samples_per_s": samples / learner_seconds,
+        "learner_test_accuracy": learner_accuracy,
+        "ratio": learner_seconds / sora_seconds,
+    }))
+}
+
+mod learner {
+    use std::time::Instant;
+
+    use anyhow::Result;
+    use burn::data::dataloader::DataLoaderBuilder;
+    use burn::data::dataloader::batcher::Batcher;
+    use burn::data::dataset::InMemDataset;
+    use burn::module::Module;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::SgdConfig;
+    use burn::optim::momentum::MomentumConfig;
+    use burn::tensor::{Device, Int, Tensor, TensorData};
+    use burn::train::logger::{EvaluationProgressLogger, TrainingProgressLogger};
+    use burn::train::metric::{AccuracyMetric, LossMetric, MetricDefinition};
+    use burn::train::renderer::{
+        EvaluationName, MetricState, MetricsRenderer, MetricsRendererEvaluation,
+        MetricsRendererTraining,
+    };
+    use burn::train::{
+        ClassificationOutput, InferenceStep, Learner, SupervisedTraining, TrainOutput, TrainStep,
+    };
+    use sora::core::{CheckedSpec, Identity, Model};
+    use sora::datasets::Digits;
+    use sora::train::{TabularData, TrainData};
+
+    #[derive(Module, Debug)]
+    pub struct Net {
+        model: Model<Identity>,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Item {
+        x: Vec<f32>,
+        y: i64,
+    }
+
+    #[derive(Debug, Clone)]
+    pub struct Batch {
+        x: Tensor<2>,
+        y: Tensor<1, Int>,
+    }
+
+    struct ItemBatcher;
+
+    impl Batcher<Item, Batch> for ItemBatcher {
+        fn batch(&self, items: Vec<Item>, device: &Device) -> Batch {
+            let n = items.len();
+            let x: Vec<f32> = items.iter().flat_map(|i| i.x.iter().copied()).collect();
+            let y: Vec<i64> = items.iter().map(|i| i.y).collect();
+            Batch {
+                x: Tensor::from_data(TensorData::new(x, [n, 64]), device),
+                y: Tensor::from_data(TensorData::new(y, [n]), device),
+            }
+        }
+    }
+
+    impl Net {
+        fn output(&self, batch: Batch) -> ClassificationOutput {
+            let logits = self.model.forward(batch.x);
+            let loss = CrossEntropyLossConfig::new()
+                .init(&logits.device())
+                .forward(logits.clone(), batch.y.clone());
+            ClassificationOutput::new(loss, logits, batch.y)
+        }
+    }
+
+    impl TrainStep for Net {
+        type Input = Batch;
+        type Output = ClassificationOutput;
+
+        fn step(&self, batch: Batch) -> TrainOutput<ClassificationOutput> {
+            let output = self.output(batch);
+            TrainOutput::new(self, output.loss.backward(), output)
+        }
+    }
+
+    impl InferenceStep for Net {
+        type Input = Batch;
+        type Output = ClassificationOutput;
+
+        fn step(&self, batch: Batch) -> ClassificationOutput {
+            self.output(batch)
+        }
+    }
+
+    /// Shows nothing: the benchmark measures training, not drawing.
+    struct Quiet;
+
+    impl MetricsRendererTraining for Quiet {
+        fn update_train(&mut self, _: MetricState) {}
+        fn update_valid(&mut self, _: MetricState) {}
+    }
+
+    impl MetricsRendererEvaluation for Quiet {
+        fn update_test(&mut self, _: EvaluationName, _: MetricState) {}
+    }
+
+    impl TrainingProgressLogger for Quiet {
+        fn start(&mut self, _: usize, _: usize, _: Option<usize>, _: Option<&str>) {}
+        fn update_epoch(&mut self, _: usize) {}
+        fn start_split(&mut self, _: &str, _: usize) {}
+        fn update_split(&mut self, _: usize) {}
+        fn end_split(&mut self) {}
+        fn end(&mut self) {}
+        fn log_event_training(&mut self, _: String) {}
+    }
+
+    impl EvaluationProgressLogger for Quiet {
+        fn start_global_progress(&mut self, _: usize) {}
+        fn start_test(&mut self, _: &str, _: usize) {}
+        fn update_test_progress(&mut self, _: usize) {}
+        fn end_test(&mut self) {}
+        fn end_global_progress(&mut self) {}
+        fn log_event_evaluation(&mut self, _: String) {}
+    }
+
+    impl MetricsRenderer for Quiet {
+        fn manual_close(&mut self) {}
+        fn register_metric(&mut self, _: MetricDefinition) {}
+    }
+
+    fn items(data: &TabularData) -> Vec<Item> {
+        let labels = match data.targets() {
+            sora::train::Targets::Classes { labels, .. } => labels,
+            sora::train::Targets::Values { .. } => unreachable!("digits are classes"),
+        };
+        (0..data.len())
+            .map(|i| Item {
+                x: data.row(i).to_vec(),
+                y: labels[i] as i64,
+            })
+            .collect()
+    }
+
+    /// Trains with burn-train; returns (seconds of `launch`, test accuracy).
+    pub fn train(
+        spec: &CheckedSpec,
+        digits: &Digits,
+        epochs: usize,
+        device: &Device,
+    ) -> Result<(f64, f64)> {
+        let train_device = device.clone().autodiff();
+        train_device.seed(super::SEED);
+        let net = Net {
+            model: spec.init(&train_device),
+        };
+        let loader_train = DataLoaderBuilder::new(ItemBatcher)
+            .batch_size(32)
+            .shuffle(super::SEED)
+            .set_device(train_device.clone())
+            .build(InMemDataset::new(items(&digits.train)));
+        let loader_valid = DataLoaderBuilder::new(ItemBatcher)
+            .batch_size(256)
+            .set_device(device.clone())
+            .build(InMemDataset::new(items(&digits.test)));
+        let optim = SgdConfig::new()
+            .with_momentum(Some(
+                MomentumConfig::new().with_momentum(0.9).with_dampening(0.0),
+            ))
+            .init();
+        let dir = tempfile::tempdir()?;
+        let start = Instant::now();
+        let result = SupervisedTraining::new(dir.path(), loader_train, loader_valid)
+            .metrics((AccuracyMetric::new(), LossMetric::new()))
+            .num_epochs(epochs)
+            .renderer(Box::new(Quiet))
+            .launch(Learner::new(net, optim, 0.05));
+        let seconds = start.elapsed().as_secs_f64();
+        let model = result.model.model;
+        let metrics = sora::train::evaluate(&model, &digits.test, 256, device)?;
+        Ok((seconds, metrics.accuracy().unwrap_or(f64::NAN)))
+    }
 }
