@@ -361,7 +361,7 @@ impl Trainer {
                 let bar = ProgressBar::new(steps_per_epoch as u64);
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} {msg}",
+                        "epoch {prefix} [{bar:30}] {pos}/{len} batches, {elapsed}",
                     )
                     .expect("valid template")
                     .progress_chars("=> "),
@@ -432,10 +432,11 @@ impl Trainer {
             }
             state.epochs_done = epoch + 1;
             let line = epoch_line(&record, cfg.epochs, improved);
-            match bar {
-                Some(bar) => bar.finish_with_message(line),
-                None if show == Progress::Plain => println!("{line}"),
-                None => {}
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            if show != Progress::Quiet {
+                println!("{line}");
             }
             state.history.epochs.push(record);
             if let Some(dir) = &self.checkpoint_dir {
