@@ -1,12 +1,11 @@
 //! The training loop on real data: accuracy on digits, reproducibility, early stopping that
 //! restores the best weights, resume, checkpoints, and the model directory.
 
-use burn::tensor::Device;
-use sora::core::Identity;
 use std::collections::BTreeMap;
 
 use burn::store::ModuleSnapshot;
-use sora::core::{CheckedSpec, HeadSpec, IdentitySpec, Model, ModelSpec, Task};
+use burn::tensor::Device;
+use sora::core::{CheckedSpec, HeadSpec, Identity, IdentitySpec, Model, ModelSpec, Task};
 use sora::datasets::{Digits, bundled_digits};
 use sora::device::test_device;
 use sora::train::{

@@ -60,15 +60,26 @@ impl History {
     /// Draws the learning curves — loss per epoch (train and validation) and, for a
     /// classifier, validation accuracy — into a PNG at `path` (written atomically).
     pub fn plot_png(&self, path: &Path) -> Result<(), TrainError> {
+        let tmp = path.with_extension(format!("{}.tmp.png", std::process::id()));
+        let result = self
+            .draw(&tmp, path)
+            .and_then(|()| std::fs::rename(&tmp, path).map_err(TrainError::io(path)));
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Draws the curves into `tmp` (errors name `path`, the file the user asked for).
+    fn draw(&self, tmp: &Path, path: &Path) -> Result<(), TrainError> {
         register_font();
         let (w, h) = (900u32, 420u32);
-        let tmp = path.with_extension(format!("{}.tmp.png", std::process::id()));
         let plot_err = |e: &dyn std::fmt::Display| TrainError::Plot {
             file: path.to_path_buf(),
             message: e.to_string(),
         };
         {
-            let root = BitMapBackend::new(&tmp, (w, h)).into_drawing_area();
+            let root = BitMapBackend::new(tmp, (w, h)).into_drawing_area();
             root.fill(&WHITE).map_err(|e| plot_err(&e))?;
             let has_accuracy = self.epochs.iter().any(|e| e.valid_accuracy.is_some());
             let areas = if has_accuracy {
@@ -151,6 +162,6 @@ impl History {
             }
             root.present().map_err(|e| plot_err(&e))?;
         }
-        std::fs::rename(&tmp, path).map_err(TrainError::io(path))
+        Ok(())
     }
 }
