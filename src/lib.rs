@@ -18,8 +18,10 @@
 
 pub mod datasets;
 pub mod device;
+pub mod tabular;
 
 pub use sora_core as core;
+pub use sora_data as data;
 pub use sora_train as train;
 
 #[doc = include_str!("../docs/extending.md")]

@@ -8,7 +8,10 @@ use anyhow::Result;
 use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand};
 use sora::core::{IdentitySpec, ModelSpec, SpecLimits};
+use sora::data::{Impute, Table, TargetRule, infer_schema};
 use sora::device::{DeviceChoice, compiled_backends};
+use sora::tabular::{ClassWeights, TabularConfig, TabularModel, format_metrics};
+use sora::train::{OptimizerConfig, Progress};
 
 // Burn's CPU backends allocate a fresh buffer for most tensor ops; mimalloc keeps freed pages
 // for reuse where glibc's malloc returns large blocks to the kernel and faults them back in
@@ -26,6 +29,44 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Show a CSV file's schema: column kinds, missing values, and the target's balance.
+    Inspect {
+        /// The CSV file.
+        #[arg(long)]
+        data: PathBuf,
+        /// A column to show the class balance of.
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Train, evaluate and save a model from a CSV file and a target column.
+    Train(Box<TrainArgs>),
+    /// Evaluate a saved model on labelled data.
+    Eval {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The CSV file (with the target column).
+        #[arg(long)]
+        data: PathBuf,
+        /// Device: flex (default) or ndarray.
+        #[arg(long, default_value = "flex")]
+        device: String,
+    },
+    /// Predict the rows of a CSV file with a saved model.
+    Predict {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The CSV file (the target column may be absent).
+        #[arg(long)]
+        data: PathBuf,
+        /// Write the predictions here (CSV) instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Device: flex (default) or ndarray.
+        #[arg(long, default_value = "flex")]
+        device: String,
+    },
     /// Check a model spec (JSON or TOML) and print its layers, output shapes and parameters.
     Summary {
         /// The spec file (`.json` or `.toml`).
@@ -48,7 +89,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -63,6 +104,26 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Doctor { device } => doctor(device.as_deref()),
+        Command::Inspect { data, target } => inspect(&data, target.as_deref()),
+        Command::Train(args) => train(*args),
+        Command::Eval {
+            model,
+            data,
+            device,
+        } => {
+            let device = sora::device::device(&device)?;
+            let model = TabularModel::load(&model, &device)?;
+            let table = Table::read_csv(&data)?;
+            let metrics = model.evaluate(&table)?;
+            print!("{}", format_metrics(&metrics, model.pipeline.classes()));
+            Ok(())
+        }
+        Command::Predict {
+            model,
+            data,
+            out,
+            device,
+        } => predict(&model, &data, out.as_deref(), &device),
     }
 }
 
@@ -106,5 +167,241 @@ fn doctor(only: Option<&str>) -> Result<()> {
         }
     }
     anyhow::ensure!(!failed, "a device check failed");
+    Ok(())
+}
+
+/// Options of `sora train`.
+#[derive(Debug, clap::Args)]
+struct TrainArgs {
+    /// The CSV file.
+    #[arg(long)]
+    data: PathBuf,
+    /// The column to predict.
+    #[arg(long)]
+    target: String,
+    /// Make the target binary: class 1 when its number is above this value, 0 otherwise.
+    #[arg(long)]
+    target_above: Option<f64>,
+    /// Treat the target as a regression target.
+    #[arg(long, conflicts_with = "target_above")]
+    regression: bool,
+    /// Hidden widths, comma-separated (default: sized from the data).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
+    /// A model spec file (JSON or TOML) to use instead of the default head.
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Maximum epochs (early stopping usually ends sooner).
+    #[arg(long, default_value_t = 200)]
+    epochs: usize,
+    /// Samples per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Learning rate.
+    #[arg(long, default_value_t = 0.01)]
+    lr: f64,
+    /// Optimizer: sgd (with momentum 0.9), adam, adamw.
+    #[arg(long, default_value = "sgd")]
+    optimizer: String,
+    /// Epochs without validation improvement before stopping (0 disables early stopping).
+    #[arg(long, default_value_t = 15)]
+    patience: usize,
+    /// Imputation of missing numeric values: mean, median, most-frequent.
+    #[arg(long, default_value = "mean")]
+    impute: String,
+    /// Add a 0/1 indicator column for each column with missing values.
+    #[arg(long)]
+    missing_indicators: bool,
+    /// Drop rows with missing values instead of imputing them.
+    #[arg(long)]
+    drop_missing: bool,
+    /// Columns in which 0 means "not measured", comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    zero_as_missing: Vec<String>,
+    /// Columns to leave out, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ignore: Vec<String>,
+    /// Class weights: auto (balanced when imbalanced), balanced, none.
+    #[arg(long, default_value = "auto")]
+    class_weights: String,
+    /// Seed of the split, the initial weights and the shuffling.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The model directory to write.
+    #[arg(long, default_value = "model")]
+    out: PathBuf,
+    /// Device: flex (default) or ndarray.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Progress display: auto, bar, plain, quiet.
+    #[arg(long, default_value = "auto")]
+    progress: String,
+}
+
+fn inspect(data: &std::path::Path, target: Option<&str>) -> Result<()> {
+    let table = Table::read_csv(data)?;
+    let schema = infer_schema(&table, &sora::data::MissingMarkers::default());
+    println!("{schema}");
+    if let Some(target) = target {
+        let col = table.column_index(target).ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no column `{target}` (columns: {})",
+                data.display(),
+                table.headers().join(", ")
+            )
+        })?;
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for r in 0..table.n_rows() {
+            *counts.entry(table.cell(r, col)).or_default() += 1;
+        }
+        println!("target `{target}`: {} distinct values", counts.len());
+        if counts.len() <= 20 {
+            for (value, n) in counts {
+                println!(
+                    "  {value:>12}  {n:>6}  {:>5.1} %",
+                    100.0 * n as f64 / table.n_rows().max(1) as f64
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn train(args: TrainArgs) -> Result<()> {
+    let device = sora::device::device(&args.device)?;
+    let table = Table::read_csv(&args.data)?;
+    let mut config = TabularConfig::new(&args.target);
+    config.pipeline.target_rule = match (args.target_above, args.regression) {
+        (Some(above), _) => TargetRule::Threshold { above },
+        (None, true) => TargetRule::Regression,
+        (None, false) => TargetRule::Auto,
+    };
+    config.pipeline.impute = match args.impute.as_str() {
+        "mean" => Impute::Mean,
+        "median" => Impute::Median,
+        "most-frequent" | "most_frequent" => Impute::MostFrequent,
+        other => anyhow::bail!("--impute: expected mean, median or most-frequent, found {other:?}"),
+    };
+    config.pipeline.missing_indicators = args.missing_indicators;
+    config.pipeline.drop_missing_rows = args.drop_missing;
+    config.pipeline.zero_as_missing = args.zero_as_missing;
+    config.pipeline.ignore = args.ignore;
+    config.hidden = args.hidden;
+    if let Some(spec) = &args.spec {
+        config.spec = Some(ModelSpec::<IdentitySpec>::from_file(spec)?);
+    }
+    config.class_weights = match args.class_weights.as_str() {
+        "auto" => ClassWeights::Auto,
+        "balanced" => ClassWeights::Balanced,
+        "none" => ClassWeights::None,
+        other => anyhow::bail!("--class-weights: expected auto, balanced or none, found {other:?}"),
+    };
+    let mut train = sora::train::TrainConfig::new(args.epochs, args.batch_size, args.lr)
+        .with_seed(args.seed)
+        .with_optimizer(match args.optimizer.as_str() {
+            "sgd" => OptimizerConfig::sgd(0.9),
+            "adam" => OptimizerConfig::adam(),
+            "adamw" => OptimizerConfig::adamw(),
+            other => anyhow::bail!("--optimizer: expected sgd, adam or adamw, found {other:?}"),
+        })
+        .with_progress(match args.progress.as_str() {
+            "auto" => Progress::Auto,
+            "bar" => Progress::Bar,
+            "plain" => Progress::Plain,
+            "quiet" => Progress::Quiet,
+            other => {
+                anyhow::bail!("--progress: expected auto, bar, plain or quiet, found {other:?}")
+            }
+        });
+    if args.patience > 0 {
+        train = train.with_early_stopping(args.patience, 1e-4);
+    }
+    config.train = train;
+
+    let run = sora::tabular::train(&table, &config, &device)?;
+    println!("{}", run.schema);
+    for warning in run.pipeline.warnings() {
+        println!("note: {warning}");
+    }
+    println!(
+        "\nrows: {} train, {} validation, {} test; {} model inputs",
+        run.split.train.len(),
+        run.split.valid.len(),
+        run.split.test.len(),
+        run.pipeline.feature_names().len()
+    );
+    if let Some(w) = &run.class_weights {
+        println!("class weights (balanced): {w:?}");
+    }
+    println!("\n{}", run.spec.summary());
+    println!(
+        "\nbest epoch {} of {}{}",
+        run.fitted.best_epoch,
+        run.fitted.history.epochs.len(),
+        if run.fitted.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "\ntest metrics:\n{}",
+        format_metrics(&run.test, run.pipeline.classes())
+    );
+    run.save(&args.out)?;
+    println!("saved {}", args.out.display());
+    Ok(())
+}
+
+fn predict(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    out: Option<&std::path::Path>,
+    device: &str,
+) -> Result<()> {
+    let device = sora::device::device(device)?;
+    let model = TabularModel::load(model, &device)?;
+    let table = Table::read_csv(data)?;
+    let predictions = model.predict(&table)?;
+    let mut text = String::from("row,prediction");
+    if let Some(classes) = &predictions.classes {
+        for c in classes {
+            text.push_str(&format!(",p_{c}"));
+        }
+    }
+    text.push('\n');
+    for (row, output) in predictions.rows.iter().zip(&predictions.outputs) {
+        // Rows are numbered as lines of the file (the header is line 1).
+        text.push_str(&(row + 2).to_string());
+        match &predictions.classes {
+            Some(classes) => {
+                let best = sora::train::argmax(output);
+                text.push_str(&format!(",{}", classes[best]));
+                for p in output {
+                    text.push_str(&format!(",{p:.6}"));
+                }
+            }
+            None => text.push_str(&format!(",{}", output[0])),
+        }
+        text.push('\n');
+    }
+    if predictions.unseen_categories > 0 {
+        eprintln!(
+            "note: {} cells held categories not seen in training (encoded as none of the known ones)",
+            predictions.unseen_categories
+        );
+    }
+    match out {
+        Some(path) => {
+            sora::core::weights::write_atomic(path, text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            eprintln!(
+                "wrote {} predictions to {}",
+                predictions.rows.len(),
+                path.display()
+            );
+        }
+        None => print!("{text}"),
+    }
     Ok(())
 }

@@ -203,7 +203,9 @@ pub struct TrainConfig {
     /// Early stopping on the validation loss.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub early_stopping: Option<EarlyStopping>,
-    /// Seed of weight initialisation, shuffling and dropout.
+    /// Seed of weight initialisation, shuffling and dropout. Same seed, same backend → same
+    /// weights. Dropout draws from the backend's generator, which Burn keeps one per process:
+    /// two runs *with dropout* training at the same time in one process interleave their draws.
     #[serde(default)]
     pub seed: u64,
     /// Shuffle the training data every epoch.

@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::module::Module;
+use std::sync::Mutex;
+
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -88,6 +90,15 @@ pub struct Trainer {
     checkpoint_dir: Option<PathBuf>,
 }
 
+/// Reads every parameter once, which draws the lazily initialised ones.
+struct Materialize;
+
+impl ModuleVisitor for Materialize {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
 enum Loss {
     CrossEntropy(Box<CrossEntropyLoss>),
     Mse(MseLoss),
@@ -126,13 +137,21 @@ impl Trainer {
 
     /// Seeds the device with the config's seed and allocates the spec's model on the
     /// training device: the same seed gives the same initial weights.
+    ///
+    /// Burn's random generator is one per backend and process, and parameters are drawn
+    /// lazily; so the seeding and every draw happen here, under a process-wide lock, and
+    /// models initialised in parallel threads do not disturb each other.
     pub fn init<S: sora_core::EncoderSpec>(
         &self,
         spec: &sora_core::CheckedSpec<S>,
     ) -> Model<S::Encoder> {
+        static INIT: Mutex<()> = Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let device = self.train_device();
         device.seed(self.config.seed);
-        spec.init(&device)
+        let model = spec.init(&device);
+        model.visit(&mut Materialize);
+        model
     }
 
     fn optimizer(&self) -> ModuleOptimizer {

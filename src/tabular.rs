@@ -1,0 +1,386 @@
+//! The main job: a CSV file and a target column in; a trained, evaluated, saved model out.
+//!
+//! [`train`] infers the schema, splits the rows (stratified for classification), fits the
+//! data pipeline on the training rows only, sizes an MLP from the data, trains it with early
+//! stopping on the validation rows and evaluates it on the test rows. [`TabularModel`] is that
+//! model read back from its directory, ready to [`predict`](TabularModel::predict) raw rows.
+
+use std::path::Path;
+
+use burn::tensor::Device;
+use sora_core::{CheckedSpec, HeadSpec, Identity, IdentitySpec, Model, ModelSpec, Task};
+use sora_data::{
+    FittedPipeline, PipelineConfig, Schema, Split, Table, TargetValues, TaskKind, Transformed,
+    balanced_class_weights, encode_target, random_split, stratified_split,
+};
+use sora_train::{
+    Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, TrainData, TrainError, Trainer,
+};
+
+/// File name of the fitted pipeline inside a model directory.
+pub const PIPELINE_FILE: &str = "pipeline.json";
+
+/// Why the tabular job failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TabularError {
+    /// Reading or preparing the data failed.
+    #[error(transparent)]
+    Data(#[from] sora_data::DataError),
+    /// Training, evaluation or the model directory failed.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    /// The model spec is invalid.
+    #[error(transparent)]
+    Spec(#[from] sora_core::SpecError),
+    /// The options do not fit the data.
+    #[error("{0}")]
+    Options(String),
+}
+
+/// When to weight the classes of the cross-entropy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClassWeights {
+    /// Balanced weights when the largest class has more than 1.5× the samples of the smallest.
+    #[default]
+    Auto,
+    /// Always balanced weights (`n / (k · n_c)`, from the training rows).
+    Balanced,
+    /// No weights.
+    None,
+}
+
+/// Everything [`train`] needs besides the table.
+#[derive(Debug, Clone)]
+pub struct TabularConfig {
+    /// Target, missing values, encodings.
+    pub pipeline: PipelineConfig,
+    /// Hidden widths; `None` sizes them from the data (see [`default_hidden`]).
+    pub hidden: Option<Vec<usize>>,
+    /// A whole model spec to use instead of the default head (its widths must fit the data).
+    pub spec: Option<ModelSpec>,
+    /// The training loop's configuration.
+    pub train: TrainConfig,
+    /// Fraction of the rows held out for validation (early stopping).
+    pub valid_fraction: f64,
+    /// Fraction of the rows held out for the final test.
+    pub test_fraction: f64,
+    /// Class weighting.
+    pub class_weights: ClassWeights,
+}
+
+impl TabularConfig {
+    /// Defaults for `target`: SGD with momentum 0.9, learning rate 0.01, batch 32, up to 200
+    /// epochs with early stopping (patience 15) on a 15 % validation split, 20 % test split.
+    pub fn new(target: &str) -> Self {
+        Self {
+            pipeline: PipelineConfig::new(target),
+            hidden: None,
+            spec: None,
+            train: TrainConfig::new(200, 32, 0.01).with_early_stopping(15, 1e-4),
+            valid_fraction: 0.15,
+            test_fraction: 0.2,
+            class_weights: ClassWeights::Auto,
+        }
+    }
+}
+
+/// Hidden widths sized from the number of model inputs `d`: two layers, the first the next
+/// power of two of `2·d` clamped to [32, 256], the second half of it.
+pub fn default_hidden(d: usize) -> Vec<usize> {
+    let h = (2 * d).next_power_of_two().clamp(32, 256);
+    vec![h, h / 2]
+}
+
+/// A finished run of the tabular job.
+#[derive(Debug)]
+pub struct TabularRun {
+    /// The inferred schema of the file.
+    pub schema: Schema,
+    /// The pipeline fitted on the training rows.
+    pub pipeline: FittedPipeline,
+    /// The model's checked spec.
+    pub spec: CheckedSpec,
+    /// The trained model and its history.
+    pub fitted: Fitted<Model<Identity>>,
+    /// Metrics on the test rows.
+    pub test: Metrics,
+    /// Table rows of each split.
+    pub split: Split,
+    /// Class weights used by the loss, if any.
+    pub class_weights: Option<Vec<f32>>,
+    /// The training config as run (with the class weights filled in).
+    pub train_config: TrainConfig,
+}
+
+fn to_tabular(t: Transformed, n_classes: Option<usize>) -> Result<TabularData, TabularError> {
+    let targets = match (t.targets, n_classes) {
+        (Some(TargetValues::Classes(labels)), Some(n_classes)) => {
+            Targets::Classes { labels, n_classes }
+        }
+        (Some(TargetValues::Values(values)), None) => Targets::Values { values, d: 1 },
+        _ => {
+            return Err(TabularError::Options(
+                "the data has no target values".into(),
+            ));
+        }
+    };
+    Ok(TabularData::new(t.features, t.d, targets)?)
+}
+
+/// Runs the whole job on `table` (see the module docs).
+pub fn train(
+    table: &Table,
+    config: &TabularConfig,
+    device: &Device,
+) -> Result<TabularRun, TabularError> {
+    config.pipeline.validate(table)?;
+    let schema = config.pipeline.infer_schema(table);
+    for (name, fraction) in [
+        ("valid_fraction", config.valid_fraction),
+        ("test_fraction", config.test_fraction),
+    ] {
+        if !(0.0..0.5).contains(&fraction) || fraction == 0.0 {
+            return Err(TabularError::Options(format!(
+                "{name}: expected a fraction in (0, 0.5), found {fraction}"
+            )));
+        }
+    }
+    // The target alone decides the split (stratified by class), before any statistic is fitted.
+    let target = encode_target(table, &config.pipeline)?;
+    let seed = config.train.seed;
+    let positions = match &target.targets {
+        TargetValues::Classes(labels) => {
+            stratified_split(labels, config.valid_fraction, config.test_fraction, seed)
+        }
+        TargetValues::Values(values) => random_split(
+            values.len(),
+            config.valid_fraction,
+            config.test_fraction,
+            seed,
+        ),
+    };
+    let split = positions.select(&target.rows);
+    let pipeline = FittedPipeline::fit(table, &split.train, &config.pipeline)?;
+    let n_classes = match pipeline.task() {
+        TaskKind::Classification { n_classes } => Some(n_classes),
+        TaskKind::Regression => None,
+    };
+    let train_data = to_tabular(pipeline.transform(table, &split.train)?, n_classes)?;
+    let valid_data = to_tabular(pipeline.transform(table, &split.valid)?, n_classes)?;
+    let test_data = to_tabular(pipeline.transform(table, &split.test)?, n_classes)?;
+
+    let d = train_data.d_features();
+    let task = match n_classes {
+        Some(n) => Task::Classification {
+            n_classes: n as i64,
+        },
+        None => Task::Regression { n_targets: 1 },
+    };
+    let spec = match &config.spec {
+        Some(spec) => spec.clone(),
+        None => ModelSpec::new(
+            IdentitySpec::new(d),
+            HeadSpec::new(&config.hidden.clone().unwrap_or_else(|| default_hidden(d))),
+            task,
+        ),
+    }
+    .check()?;
+    if spec.encoder_plan().d_features != d || spec.task() != task {
+        return Err(TabularError::Options(format!(
+            "the model spec takes {} inputs for {:?}, but the data gives {d} inputs for {task:?}",
+            spec.encoder_plan().d_features,
+            spec.task()
+        )));
+    }
+
+    let mut train_config = config.train.clone();
+    let class_weights = match (n_classes, config.class_weights) {
+        (None, _) | (_, ClassWeights::None) => None,
+        (Some(k), mode) => {
+            let Targets::Classes { labels, .. } = train_data.targets() else {
+                unreachable!("classification data")
+            };
+            let counts = train_data.targets().class_counts().unwrap_or_default();
+            let max = counts.iter().copied().max().unwrap_or(0) as f64;
+            let min = counts.iter().copied().min().unwrap_or(0).max(1) as f64;
+            (mode == ClassWeights::Balanced || max / min > 1.5)
+                .then(|| balanced_class_weights(labels, k))
+        }
+    };
+    if train_config.loss.class_weights.is_none() {
+        train_config.loss.class_weights = class_weights.clone();
+    }
+    let trainer = Trainer::new(train_config.clone(), device);
+    let fitted = trainer.fit(trainer.init(&spec), &train_data, Some(&valid_data))?;
+    let test = trainer.evaluate(&fitted.model, &test_data)?;
+    Ok(TabularRun {
+        schema,
+        pipeline,
+        spec,
+        fitted,
+        test,
+        split,
+        class_weights: train_config.loss.class_weights.clone(),
+        train_config,
+    })
+}
+
+impl TabularRun {
+    /// Saves the model directory: spec, weights, pipeline, training config, test metrics,
+    /// history and learning curves. An existing directory is replaced only once everything
+    /// has been written.
+    pub fn save(&self, dir: &Path) -> Result<(), TabularError> {
+        let pipeline = serde_json::to_vec_pretty(&self.pipeline).expect("pipeline serialises");
+        ModelDir::new(dir).save(
+            &self.spec,
+            &self.fitted.model,
+            &self.train_config,
+            Some(&self.test),
+            Some(&self.fitted.history),
+            &[(PIPELINE_FILE, pipeline)],
+        )?;
+        Ok(())
+    }
+}
+
+/// A tabular model read back from its directory.
+#[derive(Debug)]
+pub struct TabularModel {
+    /// The fitted pipeline.
+    pub pipeline: FittedPipeline,
+    /// The model.
+    pub model: Model<Identity>,
+    /// The checked spec.
+    pub spec: CheckedSpec,
+    device: Device,
+}
+
+/// Predictions for the rows of a table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predictions {
+    /// Table rows predicted (rows dropped by the pipeline are absent).
+    pub rows: Vec<usize>,
+    /// Per row: class probabilities (classification) or the value (regression).
+    pub outputs: Vec<Vec<f32>>,
+    /// Class names, for classification.
+    pub classes: Option<Vec<String>>,
+    /// Cells whose category the training data never had.
+    pub unseen_categories: usize,
+}
+
+impl TabularModel {
+    /// Reads a model directory written by [`TabularRun::save`].
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, TabularError> {
+        let model_dir = ModelDir::new(dir);
+        let loaded = model_dir.load::<IdentitySpec>(device)?;
+        let pipeline: FittedPipeline = model_dir.read_json(PIPELINE_FILE)?.ok_or_else(|| {
+            TabularError::Options(format!(
+                "{}: no {PIPELINE_FILE}: not a tabular model directory",
+                dir.display()
+            ))
+        })?;
+        if pipeline.feature_names().len() != loaded.spec.encoder_plan().d_features {
+            return Err(TabularError::Options(format!(
+                "{}: {PIPELINE_FILE} produces {} inputs but spec.json takes {}",
+                dir.display(),
+                pipeline.feature_names().len(),
+                loaded.spec.encoder_plan().d_features
+            )));
+        }
+        Ok(Self {
+            pipeline,
+            model: loaded.model,
+            spec: loaded.spec,
+            device: device.clone(),
+        })
+    }
+
+    /// Predicts raw rows (missing values are imputed, unseen categories encode as zeros).
+    pub fn predict(&self, table: &Table) -> Result<Predictions, TabularError> {
+        let rows: Vec<usize> = (0..table.n_rows()).collect();
+        let t = self.pipeline.transform(table, &rows)?;
+        let classify = self.pipeline.classes().is_some();
+        let n = t.rows.len();
+        let d_out = self.spec.d_output();
+        let data = TabularData::new(
+            t.features,
+            t.d,
+            if classify {
+                Targets::Classes {
+                    labels: vec![0; n],
+                    n_classes: d_out,
+                }
+            } else {
+                Targets::Values {
+                    values: vec![0.0; n * d_out],
+                    d: d_out,
+                }
+            },
+        )?;
+        let flat = sora_train::predict(&self.model, &data, 256, &self.device)?;
+        Ok(Predictions {
+            rows: t.rows,
+            outputs: flat.chunks(d_out).map(<[f32]>::to_vec).collect(),
+            classes: self.pipeline.classes().map(<[String]>::to_vec),
+            unseen_categories: t.unseen_categories,
+        })
+    }
+
+    /// Metrics on labelled rows.
+    pub fn evaluate(&self, table: &Table) -> Result<Metrics, TabularError> {
+        let rows: Vec<usize> = (0..table.n_rows()).collect();
+        let n_classes = self.pipeline.classes().map(<[String]>::len);
+        let data = to_tabular(self.pipeline.transform(table, &rows)?, n_classes)?;
+        Ok(sora_train::evaluate(&self.model, &data, 256, &self.device)?)
+    }
+}
+
+/// The metrics as an aligned text table (per-class rows and the averages for a classifier).
+pub fn format_metrics(metrics: &Metrics, classes: Option<&[String]>) -> String {
+    match metrics {
+        Metrics::Regression(m) => format!(
+            "loss (MSE) {:.4}\nMAE        {:.4}\nRMSE       {:.4}\nR²         {:.4}\n",
+            m.loss, m.mae, m.rmse, m.r2
+        ),
+        Metrics::Classification(m) => {
+            let names: Vec<String> = (0..m.per_class.len())
+                .map(|c| {
+                    classes
+                        .and_then(|n| n.get(c).cloned())
+                        .unwrap_or_else(|| c.to_string())
+                })
+                .collect();
+            let w = names.iter().map(String::len).max().unwrap_or(5).max(9);
+            let mut out = format!(
+                "{:<w$}  {:>9}  {:>6}  {:>6}  {:>7}\n",
+                "class", "precision", "recall", "F1", "support"
+            );
+            for (name, s) in names.iter().zip(&m.per_class) {
+                out.push_str(&format!(
+                    "{name:<w$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}\n",
+                    s.precision, s.recall, s.f1, s.support
+                ));
+            }
+            out.push_str(&format!(
+                "{:<w$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}\n\n",
+                "macro",
+                m.macro_precision,
+                m.macro_recall,
+                m.macro_f1,
+                m.per_class.iter().map(|s| s.support).sum::<usize>()
+            ));
+            let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+            out.push_str(&format!(
+                "accuracy {:.4}   AUROC {}   PR-AUC {}   loss {:.4}\n\n",
+                m.accuracy,
+                opt(m.auroc),
+                opt(m.pr_auc),
+                m.loss
+            ));
+            out.push_str("confusion matrix (rows: true, columns: predicted):\n");
+            out.push_str(&m.confusion_table(&names));
+            out
+        }
+    }
+}
