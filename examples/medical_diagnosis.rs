@@ -76,7 +76,7 @@ fn main() -> Result<()> {
         let mut lr = Vec::new();
         for seed in SEEDS {
             let mut config = TabularConfig::new(case.target);
-            config.pipeline.target_rule = case.rule.clone();
+            config.pipeline.target_rule = case.rule;
             config.train = config.train.with_seed(seed).with_progress(Progress::Quiet);
             let prepared = prepare(&table, &config)?;
             let classes = prepared
