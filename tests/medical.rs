@@ -16,8 +16,19 @@ fn cli_accuracy(file: &str, target: &str, extra: &[&str], seed: u64) -> f64 {
     let device = std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| "flex".into());
     let seed = seed.to_string();
     let mut args = vec![
-        "train", "--data", file, "--target", target, "--seed", &seed, "--progress", "quiet",
-        "--device", &device, "--out", out.to_str().unwrap(),
+        "train",
+        "--data",
+        file,
+        "--target",
+        target,
+        "--seed",
+        &seed,
+        "--progress",
+        "quiet",
+        "--device",
+        &device,
+        "--out",
+        out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
     let o = Command::new(env!("CARGO_BIN_EXE_sora"))
