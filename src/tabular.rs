@@ -240,12 +240,12 @@ pub fn train(
     train_prepared(prepared, config, device)
 }
 
-/// Trains and evaluates on data [`prepare`]d with the same `config`.
-pub fn train_prepared(
-    prepared: Prepared,
+/// The model for `prepared` data: `config.spec` if given (checked against the data's width
+/// and task), else an MLP head of `config.hidden` or [`default_hidden`] widths.
+pub fn model_spec(
+    prepared: &Prepared,
     config: &TabularConfig,
-    device: &Device,
-) -> Result<TabularRun, TabularError> {
+) -> Result<CheckedSpec, TabularError> {
     let d = prepared.train.d_features();
     let task = prepared.task();
     let spec = match &config.spec {
@@ -264,6 +264,16 @@ pub fn train_prepared(
             spec.task()
         )));
     }
+    Ok(spec)
+}
+
+/// Trains and evaluates on data [`prepare`]d with the same `config`.
+pub fn train_prepared(
+    prepared: Prepared,
+    config: &TabularConfig,
+    device: &Device,
+) -> Result<TabularRun, TabularError> {
+    let spec = model_spec(&prepared, config)?;
     let mut train_config = config.train.clone();
     if train_config.loss.class_weights.is_none() {
         train_config.loss.class_weights = prepared.class_weights(config.class_weights);

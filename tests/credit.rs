@@ -24,7 +24,9 @@ fn recall_and_auroc(file: &str, target: &str, minority: &str) -> [(f64, f64); 2]
         config.class_weights = mode;
         let run = train_prepared(prepared.clone(), &config, &test_device()).unwrap();
         assert_eq!(run.class_weights.is_some(), mode == ClassWeights::Balanced);
-        let Metrics::Classification(m) = run.test else { panic!("a classifier") };
+        let Metrics::Classification(m) = run.test else {
+            panic!("a classifier")
+        };
         (m.per_class[c].recall, m.auroc.unwrap())
     })
 }
@@ -32,8 +34,14 @@ fn recall_and_auroc(file: &str, target: &str, minority: &str) -> [(f64, f64); 2]
 #[test]
 fn balanced_weights_raise_minority_recall_german_credit() {
     let [plain, balanced] = recall_and_auroc("german_credit/german_credit.csv", "class", "bad");
-    assert!(balanced.0 > plain.0 + 0.1, "recall {plain:?} → {balanced:?}");
-    assert!(plain.1 > 0.7 && balanced.1 > 0.7, "AUROC {plain:?} {balanced:?}");
+    assert!(
+        balanced.0 > plain.0 + 0.1,
+        "recall {plain:?} → {balanced:?}"
+    );
+    assert!(
+        plain.1 > 0.7 && balanced.1 > 0.7,
+        "AUROC {plain:?} {balanced:?}"
+    );
 }
 
 #[test]
@@ -43,7 +51,13 @@ fn balanced_weights_raise_minority_recall_taiwan_default() {
         "default_payment_next_month",
         "1",
     );
-    assert!(balanced.0 > plain.0 + 0.1, "recall {plain:?} → {balanced:?}");
+    assert!(
+        balanced.0 > plain.0 + 0.1,
+        "recall {plain:?} → {balanced:?}"
+    );
     // scikit-learn's gradient boosting reaches 0.782 on this data (data README).
-    assert!(plain.1 > 0.75 && balanced.1 > 0.75, "AUROC {plain:?} {balanced:?}");
+    assert!(
+        plain.1 > 0.75 && balanced.1 > 0.75,
+        "AUROC {plain:?} {balanced:?}"
+    );
 }

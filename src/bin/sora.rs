@@ -318,22 +318,27 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     config.train = train;
 
-    let run = sora::tabular::train(&table, &config, &device)?;
-    println!("{}", run.schema);
-    for warning in run.pipeline.warnings() {
+    let prepared = sora::tabular::prepare(&table, &config)?;
+    println!("{}", prepared.schema);
+    for warning in prepared.pipeline.warnings() {
         println!("note: {warning}");
     }
     println!(
-        "\nrows: {} train, {} validation, {} test; {} model inputs",
-        run.split.train.len(),
-        run.split.valid.len(),
-        run.split.test.len(),
-        run.pipeline.feature_names().len()
+        "rows: {} train, {} validation, {} test (stratified for classes, seed {}); {} model inputs",
+        prepared.split.train.len(),
+        prepared.split.valid.len(),
+        prepared.split.test.len(),
+        config.train.seed,
+        prepared.pipeline.d_input()
     );
-    if let Some(w) = &run.class_weights {
-        println!("class weights (balanced): {w:?}");
+    if let Some(w) = prepared.class_weights(config.class_weights) {
+        println!("class weights (balanced, from the training rows): {w:?}");
     }
-    println!("\n{}", run.spec.summary());
+    println!(
+        "\n{}\n",
+        sora::tabular::model_spec(&prepared, &config)?.summary()
+    );
+    let run = sora::tabular::train_prepared(prepared, &config, &device)?;
     println!(
         "\nbest epoch {} of {}{}",
         run.fitted.best_epoch,
