@@ -8,7 +8,7 @@ use anyhow::Result;
 use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand};
 use sora::core::{IdentitySpec, ModelSpec, SpecLimits};
-use sora::data::{Impute, Table, TargetRule, infer_schema};
+use sora::data::{ColumnKind, Impute, Table, TargetRule, infer_schema};
 use sora::device::{DeviceChoice, compiled_backends};
 use sora::tabular::{ClassWeights, TabularConfig, TabularModel, format_metrics};
 use sora::train::{OptimizerConfig, Progress};
@@ -206,9 +206,23 @@ struct TrainArgs {
     /// Epochs without validation improvement before stopping (0 disables early stopping).
     #[arg(long, default_value_t = 15)]
     patience: usize,
-    /// Imputation of missing numeric values: mean, median, most-frequent.
+    /// Imputation of missing values: mean, median, most-frequent, or constant=VALUE
+    /// (categorical columns use the most frequent value unless a constant is given).
     #[arg(long, default_value = "mean")]
     impute: String,
+    /// Drop feature columns with more than this fraction of missing training values.
+    #[arg(long)]
+    drop_columns_over: Option<f64>,
+    /// Columns to treat as categorical (one-hot encoded), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    categorical: Vec<String>,
+    /// Columns to treat as numeric (standardised), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    numeric: Vec<String>,
+    /// A pipeline config (JSON) with every data option, per-column imputation included; the
+    /// flags above are applied on top of it.
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
     /// Add a 0/1 indicator column for each column with missing values.
     #[arg(long)]
     missing_indicators: bool,
@@ -271,21 +285,46 @@ fn train(args: TrainArgs) -> Result<()> {
     let device = sora::device::device(&args.device)?;
     let table = Table::read_csv(&args.data)?;
     let mut config = TabularConfig::new(&args.target);
-    config.pipeline.target_rule = match (args.target_above, args.regression) {
-        (Some(above), _) => TargetRule::Threshold { above },
-        (None, true) => TargetRule::Regression,
-        (None, false) => TargetRule::Auto,
-    };
+    if let Some(path) = &args.pipeline {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.pipeline =
+            serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.pipeline.target = args.target.clone();
+    }
+    match (args.target_above, args.regression) {
+        (Some(above), _) => config.pipeline.target_rule = TargetRule::Threshold { above },
+        (None, true) => config.pipeline.target_rule = TargetRule::Regression,
+        (None, false) => {}
+    }
     config.pipeline.impute = match args.impute.as_str() {
         "mean" => Impute::Mean,
         "median" => Impute::Median,
         "most-frequent" | "most_frequent" => Impute::MostFrequent,
-        other => anyhow::bail!("--impute: expected mean, median or most-frequent, found {other:?}"),
+        other => match other.strip_prefix("constant=") {
+            Some(value) => Impute::Constant {
+                value: value.to_string(),
+            },
+            None => anyhow::bail!(
+                "--impute: expected mean, median, most-frequent or constant=VALUE, found {other:?}"
+            ),
+        },
     };
-    config.pipeline.missing_indicators = args.missing_indicators;
-    config.pipeline.drop_missing_rows = args.drop_missing;
-    config.pipeline.zero_as_missing = args.zero_as_missing;
-    config.pipeline.ignore = args.ignore;
+    if args.drop_columns_over.is_some() {
+        config.pipeline.drop_columns_over = args.drop_columns_over;
+    }
+    for (columns, kind) in [
+        (&args.categorical, ColumnKind::Categorical),
+        (&args.numeric, ColumnKind::Numeric),
+    ] {
+        for column in columns {
+            config.pipeline.kinds.insert(column.clone(), kind);
+        }
+    }
+    config.pipeline.missing_indicators |= args.missing_indicators;
+    config.pipeline.drop_missing_rows |= args.drop_missing;
+    config.pipeline.zero_as_missing.extend(args.zero_as_missing);
+    config.pipeline.ignore.extend(args.ignore);
     config.hidden = args.hidden;
     if let Some(spec) = &args.spec {
         config.spec = Some(ModelSpec::<IdentitySpec>::from_file(spec)?);
