@@ -8,7 +8,9 @@ Usage (from anywhere; paths are relative to the repository root):
 
 The PyTorch reference needs its own environment, kept out of the repository and CI:
 
-    python3 -m venv .venv-ref && .venv-ref/bin/pip install torch==2.9.0
+    python3 -m venv .venv-ref && .venv-ref/bin/pip install torch==2.9.0 captum
+
+(captum is only needed by the `explain-ig` workload.)
 
 What it does:
   * builds the Sora bench once (`cargo bench --bench workloads --no-run`);
@@ -37,7 +39,7 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTORCH_BENCH = os.path.join("benches", "reference", "pytorch_bench.py")
-WORKLOADS = ["mlp-digits", "mlp-wide", "infer", "matmul"]
+WORKLOADS = ["mlp-digits", "mlp-wide", "infer", "explain-ig", "matmul"]
 LOAD_LIMIT = 0.5
 
 # (workload, metric, kind, target) -- kind "throughput": ratio = sora / pytorch;
@@ -46,7 +48,20 @@ TARGETS = [
     ("mlp-digits", "samples_per_s", "throughput", 1.5, "mlp-digits training samples/s"),
     ("infer", "single_median_us", "latency", 1.5, "infer single-sample latency"),
     ("mlp-wide", "samples_per_s", "throughput", 1.0, "mlp-wide training samples/s"),
+    ("explain-ig", "samples_per_s", "throughput", 2.0, "explain-ig samples/s"),
 ]
+
+# Labels and headers are Markdown table cells: a literal "|" is written "\\|".
+# (workload, metric, label, reference name): checks that Sora's figure is at most the
+# PyTorch side's (lower is better, e.g. an approximation error); met when sora <= pytorch.
+AT_MOST_REFERENCE = [
+    ("explain-ig", "max_abs_delta", "explain-ig max \\|delta\\| ≤ Captum's", "Captum"),
+]
+
+# Keys that must agree between the two sides for a workload to be a like-for-like comparison.
+MUST_MATCH = {
+    "explain-ig": ["n_steps", "method", "n_samples"],
+}
 
 # Columns per workload: (metric key, header, format).
 COLUMNS = {
@@ -69,6 +84,15 @@ COLUMNS = {
         ("test_accuracy", "test accuracy", "{:.4f}"),
         ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
     ],
+    "explain-ig": [
+        ("samples_per_s", "samples/s", "{:,.0f}"),
+        ("max_abs_delta", "max \\|delta\\|", "{:.2e}"),
+        ("mean_abs_delta", "mean \\|delta\\|", "{:.2e}"),
+        ("test_accuracy", "test accuracy", "{:.4f}"),
+        ("n_steps", "steps", "{:.0f}"),
+        ("method", "method", "{}"),
+        ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
+    ],
     "matmul": [
         ("gflops", "GFLOP/s", "{:.2f}"),
         ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
@@ -83,6 +107,7 @@ RATIOS = {
         ("single_median_us", "latency", "PyTorch µs / Sora µs (single)"),
         ("batch_samples_per_s", "throughput", "Sora/PyTorch batch samples/s"),
     ],
+    "explain-ig": [("samples_per_s", "throughput", "Sora/Captum samples/s")],
     "matmul": [("gflops", "throughput", "Sora/PyTorch GFLOP/s")],
 }
 
@@ -93,6 +118,12 @@ WORKLOAD_NOTES = {
                 "momentum 0.9, batch 256, 2 epochs; GFLOP/s = 6 × params × samples / s.",
     "infer": "the trained mlp-digits model; single [1, 64] sample: median of 2,000 timed "
              "calls (after 200 warm-up); batch of 1,024: 50 timed calls (after 10 warm-up).",
+    "explain-ig": "integrated gradients of the trained mlp-digits model over the 360 test "
+                  "samples in one call (target = predicted class, baseline = zeros, 50 "
+                  "Gauss-Legendre steps, all 360 × 50 rows in one batch); the PyTorch row is "
+                  "Captum's `IntegratedGradients`. samples/s = 360 / median of 5 timed calls "
+                  "(after 1 warm-up); |delta| = |sum of a sample's attributions − "
+                  "(F(x)[t] − F(0)[t])|, the completeness error, of the last timed call.",
     "matmul": "plain 2048 × 2048 @ 2048 × 2048 float32 matmul, 3 warm-up, 10 timed, "
               "GFLOP/s = 2n³ / median s: the machine reference for mlp-wide.",
 }
@@ -242,9 +273,46 @@ def medians(runs):
                     if isinstance(r.get(name), (int, float)) and not isinstance(r.get(name), bool)]
             if vals:
                 metrics[name] = statistics.median(vals)
+        strings = {}
+        for r in rs:
+            for k, v in r.items():
+                if isinstance(v, str) and k not in ("version", "error"):
+                    strings.setdefault(k, set()).add(v)
+        metrics["_strings"] = {k: " / ".join(sorted(v)) for k, v in strings.items()}
         metrics["_runs"] = len(rs)
         metrics["_version"] = rs[-1].get("version")
         out[key] = metrics
+    return out
+
+
+def metric_value(m, key):
+    """A median numeric metric, else a string metric (e.g. "method"), else None."""
+    if not m:
+        return None
+    if key in m:
+        return m[key]
+    return m.get("_strings", {}).get(key)
+
+
+def at_most(sora, pytorch):
+    """True / False for sora <= pytorch; None when either figure is missing."""
+    if not isinstance(sora, (int, float)) or not isinstance(pytorch, (int, float)):
+        return None
+    return sora <= pytorch
+
+
+def plain(v):
+    return "%d" % v if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def mismatched_keys(workload, sora_m, pytorch_m):
+    """Keys of MUST_MATCH[workload] whose values differ between the two sides (when both
+    report them)."""
+    out = []
+    for key in MUST_MATCH.get(workload, []):
+        a, b = metric_value(sora_m, key), metric_value(pytorch_m, key)
+        if a is not None and b is not None and a != b:
+            out.append("%s %s vs %s" % (key, plain(a), plain(b)))
     return out
 
 
@@ -291,12 +359,15 @@ def target_for(workload, metric):
 def workload_table(workload, programs, med, all_runs):
     cols = COLUMNS[workload]
     ratios = RATIOS[workload]
+    checks = [(m, label) for w, m, label, _ in AT_MOST_REFERENCE if w == workload]
     headers = ["impl", "backend", "runs"] + [h for _, h, _ in cols]
     if workload == "mlp-wide":
         headers += ["matmul GFLOP/s (same backend)", "fraction of matmul"]
     for metric, _, h in ratios:
         t = target_for(workload, metric)
         headers.append(h + (" (target ≥ %.1f)" % t if t is not None else ""))
+    for metric, label in checks:
+        headers.append(label.split(" ", 1)[1] if label.startswith(workload + " ") else label)
     lines = ["| " + " | ".join(headers) + " |",
              "|" + "|".join(["---"] * 2 + ["---:"] * (len(headers) - 2)) + "|"]
     pt = med.get((workload, "pytorch", "torch-cpu"))
@@ -309,7 +380,7 @@ def workload_table(workload, programs, med, all_runs):
             lines.append("| " + " | ".join(row) + " |")
             continue
         row = [impl, backend, "%d/%d" % (m["_runs"], attempted)]
-        row += [fmt(m.get(k), spec) for k, _, spec in cols]
+        row += [fmt(metric_value(m, k), spec) for k, _, spec in cols]
         if workload == "mlp-wide":
             mm = med.get(("matmul", impl, backend), {}).get("gflops")
             row.append(fmt(mm, "{:.2f}"))
@@ -320,8 +391,28 @@ def workload_table(workload, programs, med, all_runs):
                 row.append("1.00× (reference)")
                 continue
             r = ratio(m.get(metric), pt.get(metric) if pt else None, kind)
-            row.append(fmt_ratio(r, target_for(workload, metric)))
+            if mismatched_keys(workload, m, pt or {}):
+                row.append(fmt_ratio(r) + (" (not comparable)" if r is not None else ""))
+            else:
+                row.append(fmt_ratio(r, target_for(workload, metric)))
+        for metric, _ in checks:
+            if impl == "pytorch":
+                row.append("(reference)")
+                continue
+            ok = at_most(m.get(metric), pt.get(metric) if pt else None)
+            if ok is not None and mismatched_keys(workload, m, pt or {}):
+                ok = None  # not the same work: no verdict (see the note below the table)
+            row.append("—" if ok is None else ("✅" if ok else "❌"))
         lines.append("| " + " | ".join(row) + " |")
+    pt_m = pt or {}
+    for impl, backend in programs:
+        if impl == "pytorch":
+            continue
+        diff = mismatched_keys(workload, med.get((workload, impl, backend)), pt_m)
+        if diff:
+            lines.append("")
+            lines.append("> ⚠️ %s/%s does not do the same work as the reference: %s."
+                         % (impl, backend, "; ".join(diff)))
     return lines
 
 
@@ -335,8 +426,25 @@ def summary_table(backends, med, workloads):
             s = med.get((workload, "sora", b), {})
             r = ratio(s.get(metric), pt.get(metric), kind)
             met = "—" if r is None else ("✅" if r >= target else "❌")
+            if r is not None and mismatched_keys(workload, s, pt):
+                met = "— (not the same work)"
             lines.append("| %s | %s | %s | ≥ %.1f | %s |"
                          % (label, b, fmt_ratio(r), target, met))
+    for workload, metric, label, ref_name in AT_MOST_REFERENCE:
+        if workload not in workloads:
+            continue
+        pt = med.get((workload, "pytorch", "torch-cpu"), {})
+        for b in backends:
+            s = med.get((workload, "sora", b), {})
+            sv, pv = s.get(metric), pt.get(metric)
+            ok = at_most(sv, pv)
+            if ok is not None and mismatched_keys(workload, s, pt):
+                ok = None  # not the same work: no verdict
+            shown = "—" if sv is None and pv is None else \
+                "Sora %s vs %s %s" % (fmt(sv, "{:.2e}"), ref_name, fmt(pv, "{:.2e}"))
+            lines.append("| %s | %s | %s | ≤ %s's | %s |"
+                         % (label, b, shown, ref_name,
+                            "—" if ok is None else ("✅" if ok else "❌")))
     return lines
 
 
@@ -472,7 +580,7 @@ def main():
         args.python = repo_path(args.python)
         if not os.path.exists(args.python):
             p.error("%s not found; create it with: python3 -m venv .venv-ref && "
-                    ".venv-ref/bin/pip install torch==2.9.0" % args.python)
+                    ".venv-ref/bin/pip install torch==2.9.0 captum" % args.python)
     if args.data:
         args.data = os.path.abspath(args.data)
 

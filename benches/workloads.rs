@@ -35,7 +35,8 @@ fn main() -> Result<()> {
             other => bail!("unknown argument {other:?}"),
         }
     }
-    let workload = workload.context("--workload mlp-digits|mlp-wide|infer|matmul|loop-overhead")?;
+    let workload =
+        workload.context("--workload mlp-digits|mlp-wide|infer|matmul|loop-overhead|explain-ig")?;
     let device = sora::device::device(&device_name)?;
     let mut out = match workload.as_str() {
         "mlp-digits" => mlp_digits(&device)?,
@@ -43,6 +44,7 @@ fn main() -> Result<()> {
         "infer" => infer(&device)?,
         "matmul" => matmul(&device)?,
         "loop-overhead" => loop_overhead(&device)?,
+        "explain-ig" => explain_ig(&device)?,
         other => bail!("unknown workload {other:?}"),
     };
     let obj = out.as_object_mut().expect("an object");
@@ -238,6 +240,44 @@ fn matmul(device: &Device) -> Result<Value> {
         })
         .collect();
     Ok(json!({ "gflops": 2.0 * (n as f64).powi(3) / median(times) / 1e9 }))
+}
+
+/// Integrated Gradients (Gauss–Legendre, 50 steps, zero baseline) of the trained mlp-digits
+/// model on the 360 test samples, each for its predicted class: as Captum's
+/// `IntegratedGradients.attribute(..., return_convergence_delta=True)` in one call.
+fn explain_ig(device: &Device) -> Result<Value> {
+    use sora::explain_methods::{
+        Attribution, Baseline, Inputs, IntegratedGradients, Target, outputs,
+    };
+    let (model, _, accuracy, digits) = trained_digits(device)?;
+    let inputs = Inputs::new(digits.test.features().to_vec(), 64)?;
+    let (logits, k) = outputs(&model, &inputs, device)?;
+    let targets: Vec<usize> = logits.chunks(k).map(sora::train::argmax).collect();
+    let ig = IntegratedGradients {
+        n_steps: 50,
+        ..Default::default()
+    };
+    let target = Target::PerExample(targets);
+    let run = || ig.attribute(&model, &inputs, &Baseline::Zeros, &target, device);
+    run()?;
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let start = Instant::now();
+        last = Some(run()?);
+        times.push(start.elapsed().as_secs_f64());
+    }
+    let deltas = last.and_then(|a| a.delta).unwrap_or_default();
+    let abs: Vec<f64> = deltas.iter().map(|d| f64::from(d.abs())).collect();
+    Ok(json!({
+        "samples_per_s": inputs.n as f64 / median(times),
+        "max_abs_delta": abs.iter().copied().fold(0.0, f64::max),
+        "mean_abs_delta": abs.iter().sum::<f64>() / abs.len().max(1) as f64,
+        "n_steps": 50,
+        "method": "gausslegendre",
+        "internal_batch_size": ig.internal_batch_size,
+        "test_accuracy": accuracy,
+    }))
 }
 
 /// Sora's loop against burn-train's `SupervisedTraining` + `Learner` on the mlp-digits workload,

@@ -78,6 +78,11 @@ fn scores(
     Ok((p, labels.iter().map(|&y| y == c).collect()))
 }
 
+/// The table rows of the test split.
+fn prepared_rows(p: &Prepared) -> Vec<usize> {
+    p.split.test.clone()
+}
+
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let (mut device_name, mut seed) = ("flex".to_string(), 42u64);
@@ -147,6 +152,7 @@ fn main() -> Result<()> {
             "recall",
             "F1"
         );
+        let mut last_run = None;
         for mode in [ClassWeights::None, ClassWeights::Balanced] {
             let mut config = config.clone();
             config.class_weights = mode;
@@ -173,7 +179,27 @@ fn main() -> Result<()> {
                 test.recall,
                 test.f1
             );
+            last_run = Some(run);
         }
+        // Why the weighted model decides as it does: three test rows and global importance.
+        let run = last_run.expect("two runs");
+        let options = sora::explain::ExplainOptions::default();
+        let report = sora::explain::explain(
+            &run.to_model(&device),
+            &table,
+            &prepared_rows(&prepared)[..3],
+            &options,
+        )?;
+        print!("\n{}", report.terminal_summary(4));
+        std::fs::create_dir_all("target/examples")?;
+        let file = format!(
+            "target/examples/{}.html",
+            name.split(' ').next().unwrap_or("credit")
+        );
+        report
+            .save_html(std::path::Path::new(&file))
+            .map_err(anyhow::Error::msg)?;
+        println!("report with global importance: {file}");
     }
     println!(
         "\nLeft: test metrics at the arg-max decision (recall and F1 of the minority class; AUROC and\n\

@@ -98,6 +98,7 @@ fn main() -> Result<()> {
                 );
             }
             let reference = logistic_regression(&prepared, seed, &device)?;
+            let test_rows = prepared.split.test.clone();
             let run = train_prepared(prepared, &config, &device)?;
             if seed == SEEDS[0] {
                 println!(
@@ -107,6 +108,7 @@ fn main() -> Result<()> {
                     run.fitted.history.epochs.len(),
                     format_metrics(&run.test, Some(&classes))
                 );
+                explain_some(&run, &table, &test_rows, case.name, &device)?;
                 println!(
                     "{:>6} {:>22} {:>22}",
                     "seed", "MLP acc / F1 / AUROC", "LR acc / F1 / AUROC"
@@ -132,6 +134,30 @@ fn main() -> Result<()> {
             "{data:<26} {model:<20} {acc:>8.4} {f1:>8.4} {auroc:>8.4}   (F1 of class {positive})"
         );
     }
+    Ok(())
+}
+
+/// Explains three test rows with Integrated Gradients on raw columns, prints the top columns
+/// and writes the HTML report (with the global importance charts) under `target/examples/`.
+fn explain_some(
+    run: &sora::tabular::TabularRun,
+    table: &Table,
+    test_rows: &[usize],
+    name: &str,
+    device: &burn::tensor::Device,
+) -> Result<()> {
+    let model = run.to_model(device);
+    let options = sora::explain::ExplainOptions::default();
+    let report = sora::explain::explain(&model, table, &test_rows[..3], &options)?;
+    print!("{}", report.terminal_summary(4));
+    let dir = std::path::Path::new("target/examples");
+    std::fs::create_dir_all(dir)?;
+    let file = dir.join(format!(
+        "{}.html",
+        name.split(' ').next().unwrap_or("report")
+    ));
+    report.save_html(&file).map_err(anyhow::Error::msg)?;
+    println!("report with global importance: {}\n", file.display());
     Ok(())
 }
 

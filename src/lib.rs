@@ -18,10 +18,13 @@
 
 pub mod datasets;
 pub mod device;
+pub mod explain;
+pub mod report;
 pub mod tabular;
 
 pub use sora_core as core;
 pub use sora_data as data;
+pub use sora_explain as explain_methods;
 pub use sora_train as train;
 
 #[doc = include_str!("../docs/extending.md")]

@@ -331,6 +331,17 @@ pub fn logistic_regression(
 }
 
 impl TabularRun {
+    /// The trained model with its pipeline, ready to predict or explain raw rows (the same
+    /// as saving and loading it).
+    pub fn to_model(&self, device: &Device) -> TabularModel {
+        TabularModel {
+            pipeline: self.pipeline.clone(),
+            model: self.fitted.model.clone(),
+            spec: self.spec.clone(),
+            device: device.clone(),
+        }
+    }
+
     /// Saves the model directory: spec, weights, pipeline, training config, test metrics,
     /// history and learning curves. An existing directory is replaced only once everything
     /// has been written.
@@ -398,6 +409,11 @@ impl TabularModel {
             spec: loaded.spec,
             device: device.clone(),
         })
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Predicts raw rows (missing values are imputed, unseen categories encode as zeros).

@@ -8,12 +8,14 @@ Sora side (`cargo bench --bench workloads -- --workload W --device B`), so that
 
 Environment (kept out of the repository and out of CI):
 
-    python3 -m venv .venv-ref && .venv-ref/bin/pip install torch==2.9.0
+    python3 -m venv .venv-ref && .venv-ref/bin/pip install torch==2.9.0 captum
+
+(captum is needed only by `explain-ig`; it is imported there, not at start-up.)
 
 Usage:
 
     .venv-ref/bin/python benches/reference/pytorch_bench.py \\
-        --workload {mlp-digits,mlp-wide,infer,matmul} \\
+        --workload {mlp-digits,mlp-wide,infer,explain-ig,matmul} \\
         [--data data/digits/digits.csv] [--threads N]
 
 Workloads:
@@ -27,6 +29,14 @@ Workloads:
   infer       the trained mlp-digits model in eval/inference mode: median latency of a
               single [1, 64] call (200 warm-up, 2,000 timed) and throughput of a batch
               of 1,024 (the 360 test samples tiled; 10 warm-up, 50 timed).
+  explain-ig  the trained mlp-digits model in eval mode: Captum IntegratedGradients over the
+              360 standardized test samples as one [360, 64] batch, target = the model's
+              predicted class, baseline = zeros, n_steps 50, method "gausslegendre",
+              internal_batch_size None (all 360 x 50 scaled rows in one forward/backward),
+              return_convergence_delta=True. 1 warm-up call, then 5 timed calls; reports
+              samples/s = 360 / median call seconds and the max / mean |delta| of the last
+              timed call (delta = sum of a sample's attributions - (F(x)[t] - F(0)[t]): the
+              completeness error).
   matmul      2048x2048 @ 2048x2048 float32 (3 warm-up, 10 timed); GFLOP/s = 2 n^3 / s
               of the median call: the machine reference for mlp-wide.
 
@@ -241,6 +251,52 @@ def run_infer(args):
     }
 
 
+def run_explain_ig(args):
+    try:
+        import captum
+        from captum.attr import IntegratedGradients
+    except ImportError:
+        log("error: explain-ig needs captum: .venv-ref/bin/pip install captum")
+        sys.exit(2)
+    n_steps, method, internal_batch_size, repeats = 50, "gausslegendre", None, 5
+    model, x_test, y_test, _, _, acc = trained_digits_model(args.data)
+    model.eval()
+    inputs = x_test.contiguous()  # [360, 64], standardized
+    baselines = torch.zeros_like(inputs)
+    with torch.no_grad():
+        targets = model(inputs).argmax(dim=1)  # predicted class per sample
+    ig = IntegratedGradients(model)
+
+    def call():
+        return ig.attribute(inputs, baselines=baselines, target=targets, n_steps=n_steps,
+                            method=method, internal_batch_size=internal_batch_size,
+                            return_convergence_delta=True)
+
+    call()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        attributions, delta = call()
+        times.append(time.perf_counter() - t0)
+    if attributions.shape != inputs.shape or delta.shape != (inputs.shape[0],):
+        raise RuntimeError("unexpected shapes: attributions %s, delta %s"
+                           % (tuple(attributions.shape), tuple(delta.shape)))
+    abs_delta = delta.detach().abs()
+    median = statistics.median(times)
+    return {
+        "version": "torch %s / captum %s" % (torch.__version__, captum.__version__),
+        "samples_per_s": inputs.shape[0] / median,
+        "median_call_s": median,
+        "max_abs_delta": float(abs_delta.max().item()),
+        "mean_abs_delta": float(abs_delta.mean().item()),
+        "n_samples": int(inputs.shape[0]),
+        "n_steps": n_steps,
+        "method": method,
+        "internal_batch_size": internal_batch_size,  # None: all 360 x 50 rows at once
+        "test_accuracy": acc,
+    }
+
+
 def run_matmul(args):
     n = 2048
     g = torch.Generator().manual_seed(SEED)
@@ -261,6 +317,7 @@ WORKLOADS = {
     "mlp-digits": run_mlp_digits,
     "mlp-wide": run_mlp_wide,
     "infer": run_infer,
+    "explain-ig": run_explain_ig,
     "matmul": run_matmul,
 }
 

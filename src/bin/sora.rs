@@ -76,6 +76,48 @@ enum Command {
         #[arg(long, default_value_t = sora::core::DEFAULT_MAX_PARAMS)]
         max_params: u64,
     },
+    /// Explain a saved classifier's predictions for some rows: top columns per row in the
+    /// terminal, and a self-contained HTML report.
+    Explain {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The CSV file.
+        #[arg(long)]
+        data: PathBuf,
+        /// Rows to explain: 1-based data-row numbers (row 1 is the line after the header),
+        /// comma-separated, ranges allowed (`1-5,12`).
+        #[arg(long, default_value = "1-5")]
+        rows: String,
+        /// Method: ig, saliency, input-x-gradient, smoothgrad, occlusion, ablation, shapley.
+        #[arg(long, default_value = "ig")]
+        method: String,
+        /// Integrated Gradients steps.
+        #[arg(long, default_value_t = 50)]
+        steps: usize,
+        /// The explained output: `predicted` or a class name.
+        #[arg(long, default_value = "predicted")]
+        target: String,
+        /// Write the HTML report here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+        /// Columns shown per row in the terminal.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Repeats of the permutation importance over the file's labelled rows (0: skip).
+        #[arg(long, default_value_t = 5)]
+        permutation_repeats: usize,
+        /// Also explain a copy of the model with re-initialised weights and report how much
+        /// the attributions change (a model-randomisation sanity check).
+        #[arg(long)]
+        sanity_check: bool,
+        /// Seed of the random draws.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Device: flex (default) or ndarray.
+        #[arg(long, default_value = "flex")]
+        device: String,
+    },
     /// Report the compiled backends, which devices work, threads and versions.
     Doctor {
         /// Check only this device.
@@ -105,6 +147,48 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Doctor { device } => doctor(device.as_deref()),
         Command::Inspect { data, target } => inspect(&data, target.as_deref()),
+        Command::Explain {
+            model,
+            data,
+            rows,
+            method,
+            steps,
+            target,
+            report,
+            top,
+            permutation_repeats,
+            sanity_check,
+            seed,
+            device,
+        } => {
+            let device = sora::device::device(&device)?;
+            let model = TabularModel::load(&model, &device)?;
+            let table = Table::read_csv(&data)?;
+            let rows = parse_rows(&rows, table.n_rows())?;
+            let options = sora::explain::ExplainOptions {
+                method: sora::explain::Method::parse(&method, steps).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--method: expected ig, saliency, input-x-gradient, smoothgrad, occlusion, ablation or shapley, found {method:?}"
+                    )
+                })?,
+                target: match target.as_str() {
+                    "predicted" => sora::explain::Explained::Predicted,
+                    class => sora::explain::Explained::Class(class.to_string()),
+                },
+                permutation_repeats,
+                sanity_check,
+                seed,
+            };
+            let report_data = sora::explain::explain(&model, &table, &rows, &options)?;
+            print!("{}", report_data.terminal_summary(top));
+            if let Some(path) = report {
+                report_data
+                    .save_html(&path)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                println!("\nwrote {}", path.display());
+            }
+            Ok(())
+        }
         Command::Train(args) => train(*args),
         Command::Eval {
             model,
@@ -415,8 +499,8 @@ fn predict(
     }
     text.push('\n');
     for (row, output) in predictions.rows.iter().zip(&predictions.outputs) {
-        // Rows are numbered as lines of the file (the header is line 1).
-        text.push_str(&(row + 2).to_string());
+        // Rows are numbered from 1, the first data row (as `sora explain --rows` takes them).
+        text.push_str(&(row + 1).to_string());
         match &predictions.classes {
             Some(classes) => {
                 let best = sora::train::argmax(output);
@@ -448,4 +532,29 @@ fn predict(
         None => print!("{text}"),
     }
     Ok(())
+}
+
+/// Parses `1-5,12` (1-based data rows) into 0-based row indices, checked against `n_rows`.
+fn parse_rows(spec: &str, n_rows: usize) -> Result<Vec<usize>> {
+    let mut rows = Vec::new();
+    for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.trim(), b.trim()),
+            None => (part, part),
+        };
+        let parse = |s: &str| -> Result<usize> {
+            s.parse::<usize>().ok().filter(|&r| r >= 1).ok_or_else(|| {
+                anyhow::anyhow!("--rows: {part:?} is not a row number (1 is the first data row)")
+            })
+        };
+        let (a, b) = (parse(a)?, parse(b)?);
+        anyhow::ensure!(a <= b, "--rows: range {part:?} runs backwards");
+        anyhow::ensure!(
+            b <= n_rows,
+            "--rows: row {b} is past the last data row ({n_rows})"
+        );
+        rows.extend(a - 1..b);
+    }
+    anyhow::ensure!(!rows.is_empty(), "--rows: no rows given");
+    Ok(rows)
 }

@@ -580,6 +580,16 @@ impl FittedPipeline {
         &self.features
     }
 
+    /// Whether `cell` of the raw feature column `column` counts as missing for this pipeline
+    /// (a missing marker, or 0 in a zero-as-missing column) and so is imputed by
+    /// [`transform`](Self::transform). `false` for a column the pipeline does not use.
+    pub fn is_missing_cell(&self, column: &str, cell: &str) -> bool {
+        self.features
+            .iter()
+            .find(|f| f.name == column)
+            .is_some_and(|f| f.is_missing(cell, &self.missing_markers))
+    }
+
     /// The classes in label order, for a classification target.
     pub fn classes(&self) -> Option<&[String]> {
         match &self.target_encoding {

@@ -33,7 +33,9 @@ pub struct History {
 
 const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
 
-fn register_font() {
+/// Registers the bundled DejaVu Sans as plotters' `"sans-serif"` font (once per process), so
+/// charts draw text without system fonts.
+pub fn register_font() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // The font is compiled in; registering it cannot fail for a valid TTF.

@@ -21,7 +21,7 @@ mod trainer;
 pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule, TrainConfig};
 pub use data::{TabularData, TargetBatch, Targets, TrainData};
 pub use error::{Result, TrainError};
-pub use history::{EpochRecord, History};
+pub use history::{EpochRecord, History, register_font};
 pub use metrics::{
     ClassScores, ClassificationMetrics, Metrics, RegressionMetrics, argmax, auroc,
     average_precision,
