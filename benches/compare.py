@@ -52,10 +52,14 @@ TARGETS = [
 ]
 
 # Labels and headers are Markdown table cells: a literal "|" is written "\\|".
-# (workload, metric, label, reference name): checks that Sora's figure is at most the
-# PyTorch side's (lower is better, e.g. an approximation error); met when sora <= pytorch.
+# (workload, metric, label, reference name, rtol): checks that Sora's figure is at most the
+# PyTorch side's (lower is better, e.g. an approximation error); met when
+# sora <= pytorch * (1 + rtol). explain-ig's |delta| is dominated by the quadrature error of 50
+# Gauss-Legendre steps over the ReLU kinks (float64 gives the same 4.8e-2 as float32), so the
+# same algorithm in float32 on the same weights lands on Captum's figure give or take rounding
+# (~1e-5): rtol 1e-3 keeps that from deciding the check.
 AT_MOST_REFERENCE = [
-    ("explain-ig", "max_abs_delta", "explain-ig max \\|delta\\| ≤ Captum's", "Captum"),
+    ("explain-ig", "max_abs_delta", "explain-ig max \\|delta\\| ≤ Captum's", "Captum", 1e-3),
 ]
 
 # Keys that must agree between the two sides for a workload to be a like-for-like comparison.
@@ -237,10 +241,16 @@ def sora_command(args, workload, backend):
     return base + ["--workload", workload, "--device", backend]
 
 
+# Written by Sora's explain-ig run: the reference explains the same weights.
+EXPLAIN_IG_WEIGHTS = os.path.join("target", "bench", "explain-ig-model.safetensors")
+
+
 def pytorch_command(args, workload):
     cmd = [args.python, PYTORCH_BENCH, "--workload", workload, "--threads", str(args.threads)]
     if args.data:
         cmd += ["--data", args.data]
+    if workload == "explain-ig" and os.path.exists(os.path.join(REPO_ROOT, EXPLAIN_IG_WEIGHTS)):
+        cmd += ["--weights", EXPLAIN_IG_WEIGHTS]
     return cmd
 
 
@@ -294,11 +304,11 @@ def metric_value(m, key):
     return m.get("_strings", {}).get(key)
 
 
-def at_most(sora, pytorch):
-    """True / False for sora <= pytorch; None when either figure is missing."""
+def at_most(sora, pytorch, rtol=0.0):
+    """True / False for sora <= pytorch * (1 + rtol); None when either figure is missing."""
     if not isinstance(sora, (int, float)) or not isinstance(pytorch, (int, float)):
         return None
-    return sora <= pytorch
+    return sora <= pytorch * (1.0 + rtol)
 
 
 def plain(v):
@@ -359,14 +369,14 @@ def target_for(workload, metric):
 def workload_table(workload, programs, med, all_runs):
     cols = COLUMNS[workload]
     ratios = RATIOS[workload]
-    checks = [(m, label) for w, m, label, _ in AT_MOST_REFERENCE if w == workload]
+    checks = [(m, label, rtol) for w, m, label, _, rtol in AT_MOST_REFERENCE if w == workload]
     headers = ["impl", "backend", "runs"] + [h for _, h, _ in cols]
     if workload == "mlp-wide":
         headers += ["matmul GFLOP/s (same backend)", "fraction of matmul"]
     for metric, _, h in ratios:
         t = target_for(workload, metric)
         headers.append(h + (" (target ≥ %.1f)" % t if t is not None else ""))
-    for metric, label in checks:
+    for metric, label, _ in checks:
         headers.append(label.split(" ", 1)[1] if label.startswith(workload + " ") else label)
     lines = ["| " + " | ".join(headers) + " |",
              "|" + "|".join(["---"] * 2 + ["---:"] * (len(headers) - 2)) + "|"]
@@ -395,11 +405,11 @@ def workload_table(workload, programs, med, all_runs):
                 row.append(fmt_ratio(r) + (" (not comparable)" if r is not None else ""))
             else:
                 row.append(fmt_ratio(r, target_for(workload, metric)))
-        for metric, _ in checks:
+        for metric, _, rtol in checks:
             if impl == "pytorch":
                 row.append("(reference)")
                 continue
-            ok = at_most(m.get(metric), pt.get(metric) if pt else None)
+            ok = at_most(m.get(metric), pt.get(metric) if pt else None, rtol)
             if ok is not None and mismatched_keys(workload, m, pt or {}):
                 ok = None  # not the same work: no verdict (see the note below the table)
             row.append("—" if ok is None else ("✅" if ok else "❌"))
@@ -430,20 +440,21 @@ def summary_table(backends, med, workloads):
                 met = "— (not the same work)"
             lines.append("| %s | %s | %s | ≥ %.1f | %s |"
                          % (label, b, fmt_ratio(r), target, met))
-    for workload, metric, label, ref_name in AT_MOST_REFERENCE:
+    for workload, metric, label, ref_name, rtol in AT_MOST_REFERENCE:
         if workload not in workloads:
             continue
         pt = med.get((workload, "pytorch", "torch-cpu"), {})
         for b in backends:
             s = med.get((workload, "sora", b), {})
             sv, pv = s.get(metric), pt.get(metric)
-            ok = at_most(sv, pv)
+            ok = at_most(sv, pv, rtol)
             if ok is not None and mismatched_keys(workload, s, pt):
                 ok = None  # not the same work: no verdict
             shown = "—" if sv is None and pv is None else \
                 "Sora %s vs %s %s" % (fmt(sv, "{:.2e}"), ref_name, fmt(pv, "{:.2e}"))
-            lines.append("| %s | %s | %s | ≤ %s's | %s |"
+            lines.append("| %s | %s | %s | ≤ %s's%s | %s |"
                          % (label, b, shown, ref_name,
+                            (" (+%g%%)" % (100 * rtol)) if rtol else "",
                             "—" if ok is None else ("✅" if ok else "❌")))
     return lines
 
@@ -598,6 +609,9 @@ def main():
     programs = [("pytorch", "torch-cpu")] + [("sora", b) for b in args.backend_list]
     runs = []
     for workload in args.workload_list:
+        if workload == "explain-ig" and not args.sora_cmd:
+            # One untimed Sora run first, so that every PyTorch run explains Sora's weights.
+            run_program(sora_command(args, workload, args.backend_list[0]), args.timeout)
         for rep in range(args.repeats):
             for impl, backend in programs:
                 if impl == "pytorch":

@@ -250,6 +250,12 @@ fn explain_ig(device: &Device) -> Result<Value> {
         Attribution, Baseline, Inputs, IntegratedGradients, Target, outputs,
     };
     let (model, _, accuracy, digits) = trained_digits(device)?;
+    // The weights, with PyTorch names and layouts, so the reference can explain the very same
+    // model (`pytorch_bench.py --workload explain-ig --weights FILE`).
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench/explain-ig-model.safetensors");
+    std::fs::create_dir_all(weights.parent().expect("a parent"))?;
+    sora::core::weights::save_safetensors(&model, &weights)?;
     let inputs = Inputs::new(digits.test.features().to_vec(), 64)?;
     let (logits, k) = outputs(&model, &inputs, device)?;
     let targets: Vec<usize> = logits.chunks(k).map(sora::train::argmax).collect();
@@ -277,6 +283,7 @@ fn explain_ig(device: &Device) -> Result<Value> {
         "method": "gausslegendre",
         "internal_batch_size": ig.internal_batch_size,
         "test_accuracy": accuracy,
+        "weights": weights.display().to_string(),
     }))
 }
 

@@ -260,6 +260,19 @@ def run_explain_ig(args):
         sys.exit(2)
     n_steps, method, internal_batch_size, repeats = 50, "gausslegendre", None, 5
     model, x_test, y_test, _, _, acc = trained_digits_model(args.data)
+    if args.weights:
+        # Explain the very model Sora explained: its weights, saved by the Rust side as
+        # safetensors with PyTorch names ([out, in] linear weights).
+        from safetensors.torch import load_file
+        tensors = load_file(args.weights)
+        names = {0: "head.hidden.0.linear", 2: "head.hidden.1.linear", 4: "head.output"}
+        state = {}
+        for index, name in names.items():
+            state[f"{index}.weight"] = tensors[f"{name}.weight"]
+            state[f"{index}.bias"] = tensors[f"{name}.bias"]
+        model.load_state_dict(state)
+        with torch.no_grad():
+            acc = (model(x_test).argmax(dim=1) == y_test).float().mean().item()
     model.eval()
     inputs = x_test.contiguous()  # [360, 64], standardized
     baselines = torch.zeros_like(inputs)
@@ -326,6 +339,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
     p.add_argument("--data", default=DEFAULT_DATA, help="digits CSV (default: %(default)s)")
+    p.add_argument("--weights", default=None,
+                   help="explain-ig: explain the model in this safetensors file (Sora's "
+                        "target/bench/explain-ig-model.safetensors) instead of training one")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                    help="torch.set_num_threads (default: all cores, %(default)s)")
     args = p.parse_args()
