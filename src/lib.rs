@@ -31,5 +31,9 @@ pub use sora_train as train;
 #[cfg(doctest)]
 pub struct ExtendingGuide;
 
+#[doc = include_str!("../docs/explaining.md")]
+#[cfg(doctest)]
+pub struct ExplainingGuide;
+
 /// The Burn version Sora is built on.
 pub const BURN_VERSION: &str = "0.22.1";
