@@ -38,6 +38,17 @@ pub enum TabularError {
     Options(String),
 }
 
+/// Default maximum epochs of the tabular job (early stopping usually ends sooner).
+pub const DEFAULT_EPOCHS: usize = 200;
+/// Default samples per step.
+pub const DEFAULT_BATCH_SIZE: usize = 32;
+/// Default learning rate (SGD with momentum 0.9).
+pub const DEFAULT_LR: f64 = 0.01;
+/// Default early-stopping patience, in epochs.
+pub const DEFAULT_PATIENCE: usize = 15;
+/// Smallest decrease of the validation loss that counts as an improvement.
+pub const EARLY_STOPPING_MIN_DELTA: f64 = 1e-4;
+
 /// When to weight the classes of the cross-entropy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ClassWeights {
@@ -77,7 +88,8 @@ impl TabularConfig {
             pipeline: PipelineConfig::new(target),
             hidden: None,
             spec: None,
-            train: TrainConfig::new(200, 32, 0.01).with_early_stopping(15, 1e-4),
+            train: TrainConfig::new(DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE, DEFAULT_LR)
+                .with_early_stopping(DEFAULT_PATIENCE, EARLY_STOPPING_MIN_DELTA),
             valid_fraction: 0.15,
             test_fraction: 0.2,
             class_weights: ClassWeights::Auto,

@@ -276,19 +276,19 @@ struct TrainArgs {
     #[arg(long)]
     spec: Option<PathBuf>,
     /// Maximum epochs (early stopping usually ends sooner).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = sora::tabular::DEFAULT_EPOCHS)]
     epochs: usize,
     /// Samples per step.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = sora::tabular::DEFAULT_BATCH_SIZE)]
     batch_size: usize,
     /// Learning rate.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = sora::tabular::DEFAULT_LR)]
     lr: f64,
     /// Optimizer: sgd (with momentum 0.9), adam, adamw.
     #[arg(long, default_value = "sgd")]
     optimizer: String,
     /// Epochs without validation improvement before stopping (0 disables early stopping).
-    #[arg(long, default_value_t = 15)]
+    #[arg(long, default_value_t = sora::tabular::DEFAULT_PATIENCE)]
     patience: usize,
     /// Imputation of missing values: mean, median, most-frequent, or constant=VALUE
     /// (categorical columns use the most frequent value unless a constant is given).
@@ -437,7 +437,7 @@ fn train(args: TrainArgs) -> Result<()> {
             }
         });
     if args.patience > 0 {
-        train = train.with_early_stopping(args.patience, 1e-4);
+        train = train.with_early_stopping(args.patience, sora::tabular::EARLY_STOPPING_MIN_DELTA);
     }
     config.train = train;
 
