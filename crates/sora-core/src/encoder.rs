@@ -19,11 +19,60 @@ pub trait Encoder: Module + ModuleDisplay {
     /// Width of the features this encoder produces, known before running it.
     fn d_features(&self) -> usize;
 
+    /// Shape of one input sample, without the batch dimension (`[d_input]` for tables,
+    /// `[channels, height, width]` for images).
+    fn input_shape(&self) -> Vec<usize>;
+
     /// Encodes a batch.
     ///
     /// # Shapes
     /// - output: `[batch, d_features]`
     fn forward(&self, input: Self::Input) -> Tensor<2>;
+}
+
+/// An input that is one dense float tensor `[batch, …sample shape]`: a table, an image, a
+/// spectrogram. Such inputs can travel flat, `[batch, Π sample shape]`, through code that
+/// knows nothing of their layout (the explanation methods do).
+pub trait DenseInput: Sized {
+    /// Reshapes flat rows `[batch, Π shape]` into a batch of samples of `shape`.
+    ///
+    /// # Panics
+    /// When `shape` does not have one dimension less than the tensor's rank, or its product
+    /// differs from the width of `flat`: the caller passes the encoder's own
+    /// [`input_shape`](Encoder::input_shape).
+    fn from_flat(flat: Tensor<2>, shape: &[usize]) -> Self;
+}
+
+impl<const D: usize> DenseInput for Tensor<D> {
+    fn from_flat(flat: Tensor<2>, shape: &[usize]) -> Self {
+        assert_eq!(shape.len() + 1, D, "a sample shape of rank {} for a tensor of rank {D}", shape.len());
+        let mut dims = [0usize; D];
+        dims[0] = flat.dims()[0];
+        dims[1..].copy_from_slice(shape);
+        flat.reshape(dims)
+    }
+}
+
+/// An encoder whose forward pass can be cut after a layer with spatial feature maps, so that
+/// the gradient of an output with respect to those maps can be taken (Grad-CAM).
+///
+/// Maps are `[batch, channels, height, width]`; one-dimensional encoders give `height = 1`.
+pub trait FeatureMaps: Encoder {
+    /// Names of the layers the pass can be cut after, in order (`encoder.blocks.0`, …).
+    fn map_layers(&self) -> Vec<String>;
+
+    /// Runs the encoder up to and including layer `layer` of [`map_layers`](Self::map_layers).
+    ///
+    /// # Shapes
+    /// - output: `[batch, channels, height, width]`
+    fn maps(&self, input: Self::Input, layer: usize) -> Tensor<4>;
+
+    /// Runs the rest of the encoder on maps that [`maps`](Self::maps) returned for `layer`.
+    ///
+    /// # Shapes
+    /// - input: `[batch, channels, height, width]`
+    /// - output: `[batch, d_features]`
+    fn forward_from_maps(&self, maps: Tensor<4>, layer: usize) -> Tensor<2>;
 }
 
 /// What checking an encoder spec found: its input shape, the layers it will create, and the
@@ -68,6 +117,10 @@ impl Encoder for Identity {
 
     fn d_features(&self) -> usize {
         self.d_input
+    }
+
+    fn input_shape(&self) -> Vec<usize> {
+        vec![self.d_input]
     }
 
     /// Returns the input.

@@ -38,9 +38,13 @@ mod summary;
 pub mod weights;
 
 pub use activation::Activation;
-pub use encoder::{Encoder, EncoderPlan, EncoderSpec, Identity, IdentityKind, IdentitySpec};
+pub use encoder::{
+    DenseInput, Encoder, EncoderPlan, EncoderSpec, FeatureMaps, Identity, IdentityKind, IdentitySpec,
+};
 pub use error::{Result, SpecError, WeightsError};
 pub use mlp::{Mlp, MlpBlock, MlpConfig, Norm};
 pub use model::Model;
-pub use spec::{CheckedSpec, DEFAULT_MAX_PARAMS, HeadSpec, ModelSpec, SpecLimits, Task};
+pub use spec::{
+    CheckedSpec, DEFAULT_MAX_PARAMS, HeadSpec, ModelSpec, SpecLimits, Task, positive_width,
+};
 pub use summary::{LayerSummary, Summary};

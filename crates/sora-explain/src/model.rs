@@ -2,7 +2,7 @@
 
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
-use sora_core::{Encoder, Model};
+use sora_core::{DenseInput, Encoder, Model};
 
 use crate::types::check_targets;
 use crate::{ExplainError, Inputs, Result};
@@ -13,7 +13,9 @@ pub(crate) const FORWARD_CHUNK: usize = 4096;
 /// A model attributions can be computed for: inputs `[batch, n_features]` → outputs
 /// `[batch, n_outputs]`.
 ///
-/// Implemented for every [`Model`] whose encoder takes a `[batch, d_input]` tensor.
+/// Implemented for every [`Model`] whose encoder takes one dense float tensor
+/// ([`DenseInput`]): tables as they are, images and spectrograms as flat rows
+/// `[batch, Π input_shape]` (row-major, as the encoder's `input_shape` lays them out).
 pub trait Explainable {
     /// Runs the model.
     ///
@@ -29,12 +31,16 @@ pub trait Explainable {
         Self: Sized;
 }
 
-impl<E: Encoder<Input = Tensor<2>>> Explainable for Model<E> {
+impl<E: Encoder> Explainable for Model<E>
+where
+    E::Input: DenseInput,
+{
     /// # Shapes
-    /// - input: `[batch, d_input]`
+    /// - input: `[batch, Π input_shape]`
     /// - output: `[batch, d_output]`
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        Model::forward(self, x)
+        let shape = self.encoder.input_shape();
+        Model::forward(self, E::Input::from_flat(x, &shape))
     }
 
     /// A validation snapshot (`Module::valid`: no dropout, batch norm on running statistics,

@@ -1,6 +1,10 @@
 //! What the training loop consumes: samples addressed by index, batched on demand.
 
+use std::sync::Arc;
+
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::TrainError;
 
@@ -101,6 +105,14 @@ pub trait TrainData {
 
     /// The inputs of the samples at `indices`, on `device`.
     fn inputs(&self, indices: &[usize], device: &Device) -> Self::Input;
+
+    /// The inputs of a training batch: [`inputs`](Self::inputs) with the data set's
+    /// augmentation applied, drawn from `seed` alone (the trainer derives it from its seed,
+    /// the epoch and the batch, so runs repeat). Without augmentation, the plain inputs.
+    fn train_inputs(&self, indices: &[usize], seed: u64, device: &Device) -> Self::Input {
+        let _ = seed;
+        self.inputs(indices, device)
+    }
 
     /// All targets.
     fn targets(&self) -> &Targets;
@@ -226,6 +238,162 @@ impl TrainData for TabularData {
             out.extend_from_slice(self.row(i));
         }
         Tensor::from_data(TensorData::new(out, [indices.len(), self.d]), device)
+    }
+
+    fn targets(&self) -> &Targets {
+        &self.targets
+    }
+}
+
+/// Changes one training sample in place, drawing from the random generator it is given
+/// (random crops, flips, masks, …).
+pub type Augmentation = Arc<dyn Fn(&mut [f32], &mut ChaCha8Rng) + Send + Sync>;
+
+/// In-memory dense samples of any shape — images `[channels, height, width]`, spectrograms,
+/// frames of audio features `[channels, length]` — with targets, and an optional seeded
+/// augmentation applied to training batches only.
+///
+/// `D` is the rank of a batch: 1 + the rank of one sample (`4` for images).
+///
+/// ```
+/// use burn::prelude::*;
+/// use sora_train::{ArrayData, Targets, TrainData};
+///
+/// # fn main() -> Result<(), sora_train::TrainError> {
+/// // Two 1×2×2 images.
+/// let data = ArrayData::<4>::new(
+///     vec![0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0],
+///     &[1, 2, 2],
+///     Targets::Classes { labels: vec![0, 1], n_classes: 2 },
+/// )?;
+/// let batch = data.inputs(&[1], &Device::flex());
+/// assert_eq!(batch.dims(), [1, 1, 2, 2]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct ArrayData<const D: usize> {
+    values: Vec<f32>,
+    shape: Vec<usize>,
+    targets: Targets,
+    augmentation: Option<Augmentation>,
+}
+
+impl<const D: usize> std::fmt::Debug for ArrayData<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArrayData")
+            .field("samples", &self.len())
+            .field("shape", &self.shape)
+            .field("augmentation", &self.augmentation.is_some())
+            .finish()
+    }
+}
+
+impl<const D: usize> ArrayData<D> {
+    /// Row-major samples of `shape` (`D - 1` sizes) with their targets.
+    ///
+    /// Fails when `shape` does not have `D - 1` positive sizes, the sizes disagree, a value
+    /// is not finite, or a class is out of range.
+    pub fn new(values: Vec<f32>, shape: &[usize], targets: Targets) -> Result<Self, TrainError> {
+        if shape.len() + 1 != D || shape.contains(&0) {
+            return Err(TrainError::Data(format!(
+                "sample shape {shape:?}: expected {} positive sizes for batches of rank {D}",
+                D.saturating_sub(1)
+            )));
+        }
+        let d: usize = shape.iter().product();
+        // The checks of a table with one row per sample apply as they are.
+        let table = TabularData::new(values, d, targets)?;
+        Ok(Self {
+            values: table.features,
+            shape: shape.to_vec(),
+            targets: table.targets,
+            augmentation: None,
+        })
+    }
+
+    /// Applies `augmentation` to every sample of every training batch
+    /// ([`TrainData::train_inputs`]); evaluation and prediction see the samples unchanged.
+    pub fn with_augmentation(mut self, augmentation: Augmentation) -> Self {
+        self.augmentation = Some(augmentation);
+        self
+    }
+
+    /// Shape of one sample.
+    pub fn sample_shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Values per sample.
+    pub fn sample_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Row-major values of all samples.
+    pub fn values(&self) -> &[f32] {
+        &self.values
+    }
+
+    /// The values of sample `i`.
+    pub fn sample(&self, i: usize) -> &[f32] {
+        let d = self.sample_len();
+        &self.values[i * d..(i + 1) * d]
+    }
+
+    /// The samples at `indices`, as a new data set (with the same augmentation).
+    pub fn subset(&self, indices: &[usize]) -> Self {
+        let d = self.sample_len();
+        let table = TabularData {
+            features: self.values.clone(),
+            d,
+            targets: self.targets.clone(),
+        }
+        .subset(indices);
+        Self {
+            values: table.features,
+            shape: self.shape.clone(),
+            targets: table.targets,
+            augmentation: self.augmentation.clone(),
+        }
+    }
+
+    fn batch(&self, values: Vec<f32>, rows: usize, device: &Device) -> Tensor<D> {
+        let mut dims = vec![rows];
+        dims.extend_from_slice(&self.shape);
+        Tensor::from_data(TensorData::new(values, dims), device)
+    }
+
+    fn gather(&self, indices: &[usize]) -> Vec<f32> {
+        let mut out = Vec::with_capacity(indices.len() * self.sample_len());
+        for &i in indices {
+            out.extend_from_slice(self.sample(i));
+        }
+        out
+    }
+}
+
+impl<const D: usize> TrainData for ArrayData<D> {
+    type Input = Tensor<D>;
+
+    fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// # Shapes
+    /// - output: `[indices.len(), …sample_shape]`
+    fn inputs(&self, indices: &[usize], device: &Device) -> Tensor<D> {
+        self.batch(self.gather(indices), indices.len(), device)
+    }
+
+    fn train_inputs(&self, indices: &[usize], seed: u64, device: &Device) -> Tensor<D> {
+        let mut values = self.gather(indices);
+        if let Some(augment) = &self.augmentation {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            for sample in values.chunks_mut(self.sample_len()) {
+                augment(sample, &mut rng);
+            }
+        }
+        self.batch(values, indices.len(), device)
     }
 
     fn targets(&self) -> &Targets {

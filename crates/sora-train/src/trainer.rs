@@ -392,11 +392,12 @@ impl Trainer {
                 .schedule
                 .lr(cfg.lr, epoch, state.steps_done, total_steps);
             let mut loss_sum: Option<Tensor<1>> = None;
-            for batch in order.chunks(cfg.batch_size) {
+            for (b, batch) in order.chunks(cfg.batch_size).enumerate() {
                 let lr = cfg
                     .schedule
                     .lr(cfg.lr, epoch, state.steps_done, total_steps);
-                let output = model.forward(train.inputs(batch, &device));
+                let batch_seed = epoch_seed ^ (b as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
+                let output = model.forward(train.train_inputs(batch, batch_seed, &device));
                 let loss = match (&loss_fn, train.targets().batch(batch, &device)) {
                     (Loss::CrossEntropy(ce), TargetBatch::Classes(y)) => ce.forward(output, y),
                     (Loss::Mse(mse), TargetBatch::Values(y)) => {
