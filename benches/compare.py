@@ -39,7 +39,7 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTORCH_BENCH = os.path.join("benches", "reference", "pytorch_bench.py")
-WORKLOADS = ["mlp-digits", "mlp-wide", "infer", "explain-ig", "matmul"]
+WORKLOADS = ["mlp-digits", "mlp-wide", "cnn-digits", "infer", "explain-ig", "matmul"]
 LOAD_LIMIT = 0.5
 
 # (workload, metric, kind, target) -- kind "throughput": ratio = sora / pytorch;
@@ -48,6 +48,7 @@ TARGETS = [
     ("mlp-digits", "samples_per_s", "throughput", 1.5, "mlp-digits training samples/s"),
     ("infer", "single_median_us", "latency", 1.5, "infer single-sample latency"),
     ("mlp-wide", "samples_per_s", "throughput", 1.0, "mlp-wide training samples/s"),
+    ("cnn-digits", "samples_per_s", "throughput", 1.0, "cnn-digits training samples/s"),
     ("explain-ig", "samples_per_s", "throughput", 2.0, "explain-ig samples/s"),
 ]
 
@@ -64,6 +65,7 @@ AT_MOST_REFERENCE = [
 
 # Keys that must agree between the two sides for a workload to be a like-for-like comparison.
 MUST_MATCH = {
+    "cnn-digits": ["n_params"],
     "explain-ig": ["n_steps", "method", "n_samples"],
 }
 
@@ -78,6 +80,13 @@ COLUMNS = {
     "mlp-wide": [
         ("samples_per_s", "samples/s", "{:,.0f}"),
         ("gflops", "GFLOP/s", "{:.2f}"),
+        ("train_seconds", "train s", "{:.3f}"),
+        ("n_params", "params", "{:,.0f}"),
+        ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
+    ],
+    "cnn-digits": [
+        ("samples_per_s", "samples/s", "{:,.0f}"),
+        ("test_accuracy", "test accuracy", "{:.4f}"),
         ("train_seconds", "train s", "{:.3f}"),
         ("n_params", "params", "{:,.0f}"),
         ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
@@ -107,6 +116,7 @@ COLUMNS = {
 RATIOS = {
     "mlp-digits": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
     "mlp-wide": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
+    "cnn-digits": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
     "infer": [
         ("single_median_us", "latency", "PyTorch µs / Sora µs (single)"),
         ("batch_samples_per_s", "throughput", "Sora/PyTorch batch samples/s"),
@@ -120,6 +130,9 @@ WORKLOAD_NOTES = {
                   "momentum 0.9, batch 32, 20 epochs; timing covers the training loop only.",
     "mlp-wide": "512→1024→1024→10 ReLU MLP, 16,384 × 512 standard normal, SGD lr 0.01 "
                 "momentum 0.9, batch 256, 2 epochs; GFLOP/s = 6 × params × samples / s.",
+    "cnn-digits": "the digits as 1×8×8 images: conv3×3(16, pad 1) → ReLU → maxpool 2 → "
+                  "conv3×3(32, pad 1) → ReLU → global avg pool → linear 10; SGD lr 0.05 "
+                  "momentum 0.9, batch 32, 10 epochs; timing covers the training loop only.",
     "infer": "the trained mlp-digits model; single [1, 64] sample: median of 2,000 timed "
              "calls (after 200 warm-up); batch of 1,024: 50 timed calls (after 10 warm-up).",
     "explain-ig": "integrated gradients of the trained mlp-digits model over the 360 test "

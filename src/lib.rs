@@ -19,9 +19,11 @@
 pub mod datasets;
 pub mod device;
 pub mod explain;
+pub mod media;
 pub mod report;
 pub mod tabular;
 
+pub use sora_conv as conv;
 pub use sora_core as core;
 pub use sora_data as data;
 pub use sora_explain as explain_methods;

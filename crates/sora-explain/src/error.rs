@@ -72,4 +72,12 @@ pub enum ExplainError {
     /// The backend could not hand a tensor back, or gave no gradient for the inputs.
     #[error("backend: {0}")]
     Backend(String),
+    /// A picture could not be written.
+    #[error("{}: {message}", .file.display())]
+    Io {
+        /// The file.
+        file: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
 }

@@ -8,10 +8,12 @@
 //! - perturbation methods: [`Occlusion`], [`FeatureAblation`], [`FeaturePermutation`],
 //!   [`ShapleyValues`] (exact or sampled);
 //! - [`NoiseTunnel`] (SmoothGrad, SmoothGrad², VarGrad) around any of them;
+//! - layer maps: [`GradCam`] on a convolution layer of any [`sora_core::FeatureMaps`] encoder,
+//!   drawn over the images (or spectrograms) by [`save_overlays`];
 //! - dataset level: [`permutation_importance`].
 //!
 //! Every method implements [`Attribution`] for any [`Explainable`] model (every
-//! [`sora_core::Model`] over tabular inputs). Inputs, baselines and attributions live on the
+//! [`sora_core::Model`] over dense inputs: tables, and images or spectrograms as flat rows). Inputs, baselines and attributions live on the
 //! host as row-major `[n, d]` buffers; the model runs on the `&Device` given (gradients on its
 //! autodiff version), in evaluation mode.
 //!
@@ -37,7 +39,9 @@
 //! ```
 
 mod error;
+mod gradcam;
 mod gradient;
+mod heatmap;
 mod importance;
 mod model;
 mod noise;
@@ -46,7 +50,9 @@ mod shapley;
 mod types;
 
 pub use error::{ExplainError, Result};
+pub use gradcam::{CamMaps, GradCam};
 pub use gradient::{IgMethod, InputXGradient, IntegratedGradients, Saliency};
+pub use heatmap::{Overlay, save_overlays};
 pub use importance::permutation_importance;
 pub use model::{Explainable, outputs};
 pub use noise::{NoiseKind, NoiseTunnel};

@@ -26,5 +26,5 @@ pub use metrics::{
     ClassScores, ClassificationMetrics, Metrics, RegressionMetrics, argmax, auroc,
     average_precision,
 };
-pub use model_dir::{LoadedModel, ModelDir};
+pub use model_dir::{LoadedModel, ModelDir, files};
 pub use trainer::{Fitted, Trainer, evaluate, predict};
