@@ -20,9 +20,7 @@ use sora_conv::{
 };
 use sora_core::{CheckedSpec, Encoder, EncoderSpec, HeadSpec, Model, ModelSpec, SpecError, Task};
 use sora_data::stratified_split;
-use sora_train::{
-    ArrayData, Fitted, Metrics, ModelDir, Targets, TrainConfig, TrainError, Trainer,
-};
+use sora_train::{ArrayData, Fitted, Metrics, ModelDir, Targets, TrainConfig, TrainError, Trainer};
 
 /// File name of the saved input pipeline inside a model directory.
 pub const INPUT_FILE: &str = "input.json";
@@ -310,13 +308,13 @@ pub enum ConvSpec {
 }
 
 impl ConvSpec {
-    /// Reads a spec file (JSON, or TOML by extension); `encoder.kind` picks the kind.
-    pub fn from_file(path: &Path) -> Result<ConvSpec> {
+    /// The `encoder.kind` of a spec file (JSON, or TOML by extension), when it has one.
+    pub fn encoder_kind(path: &Path) -> Result<Option<String>> {
         let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
             file: path.to_path_buf(),
             source,
         })?;
-        let kind = if path.extension().is_some_and(|e| e == "toml") {
+        Ok(if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str::<toml::Value>(&text)
                 .ok()
                 .and_then(|v| Some(v.get("encoder")?.get("kind")?.as_str()?.to_string()))
@@ -324,7 +322,12 @@ impl ConvSpec {
             serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| Some(v["encoder"]["kind"].as_str()?.to_string()))
-        };
+        })
+    }
+
+    /// Reads a spec file (JSON, or TOML by extension); `encoder.kind` picks the kind.
+    pub fn from_file(path: &Path) -> Result<ConvSpec> {
+        let kind = Self::encoder_kind(path)?;
         match kind.as_deref() {
             Some("conv1d") => Ok(ConvSpec::Conv1d(ModelSpec::from_file(path)?)),
             Some("conv2d") => Ok(ConvSpec::Conv2d(ModelSpec::from_file(path)?)),
@@ -608,18 +611,22 @@ fn augmentation(
                 .zip(&input.std)
                 .map(|(m, s)| -m / s)
                 .collect();
-            Some(Arc::new(move |x: &mut [f32], rng: &mut rand_chacha::ChaCha8Rng| {
-                augment.apply(x, c, h, w, &fill, rng)
-            }))
+            Some(Arc::new(
+                move |x: &mut [f32], rng: &mut rand_chacha::ChaCha8Rng| {
+                    augment.apply(x, c, h, w, &fill, rng)
+                },
+            ))
         }
         (InputPipeline::Audio { features }, &[rows, frames])
             if !config.masking.is_identity() && features.kind != FeatureKind::Waveform =>
         {
             let masking = config.masking.clone();
             // Masked cells take the standardised mean, 0.
-            Some(Arc::new(move |x: &mut [f32], rng: &mut rand_chacha::ChaCha8Rng| {
-                masking.apply(x, rows, frames, 0.0, rng)
-            }))
+            Some(Arc::new(
+                move |x: &mut [f32], rng: &mut rand_chacha::ChaCha8Rng| {
+                    masking.apply(x, rows, frames, 0.0, rng)
+                },
+            ))
         }
         _ => None,
     }
@@ -842,12 +849,16 @@ impl MediaModel {
             .classes
             .iter()
             .map(|c| {
-                self.input.classes.iter().position(|k| k == c).ok_or_else(|| {
-                    MediaError::Options(format!(
-                        "class {c:?} of the data is not one of the model's classes {:?}",
-                        self.input.classes
-                    ))
-                })
+                self.input
+                    .classes
+                    .iter()
+                    .position(|k| k == c)
+                    .ok_or_else(|| {
+                        MediaError::Options(format!(
+                            "class {c:?} of the data is not one of the model's classes {:?}",
+                            self.input.classes
+                        ))
+                    })
             })
             .collect::<Result<Vec<_>>>()?;
         samples.labels.iter_mut().for_each(|l| *l = map[*l]);
@@ -883,6 +894,304 @@ impl MediaModel {
             ConvNet::Conv1d(m) => {
                 sora_train::evaluate(m, &data_for::<3>(&s, n_classes)?, 256, &self.device)?
             }
+        })
+    }
+}
+
+/// How [`MediaModel::explain`] attributes a prediction to the pixels (or spectrogram cells).
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaMethod {
+    /// Grad-CAM on a convolution block (`None`: the last), upsampled to the input.
+    GradCam {
+        /// Index of the block.
+        layer: Option<usize>,
+    },
+    /// `|∂F/∂x|`.
+    Saliency,
+    /// `x · ∂F/∂x`.
+    InputXGradient,
+    /// Integrated gradients from the all-mean input (zeros once standardised).
+    IntegratedGradients {
+        /// Path steps.
+        steps: usize,
+    },
+    /// Occlusion by `patch × patch` squares set to the training mean.
+    Occlusion {
+        /// Side of the square, in pixels (or cells).
+        patch: usize,
+    },
+}
+
+impl MediaMethod {
+    /// Names accepted by [`parse`](Self::parse).
+    pub const NAMES: &'static str = "gradcam, saliency, input-x-gradient, ig, occlusion";
+
+    /// Parses a method name; `steps` is used by `ig`, `patch` by `occlusion`, `layer` by
+    /// `gradcam`.
+    pub fn parse(name: &str, steps: usize, patch: usize, layer: Option<usize>) -> Option<Self> {
+        Some(match name {
+            "gradcam" | "grad-cam" => MediaMethod::GradCam { layer },
+            "saliency" => MediaMethod::Saliency,
+            "input-x-gradient" => MediaMethod::InputXGradient,
+            "ig" | "integrated-gradients" => MediaMethod::IntegratedGradients { steps },
+            "occlusion" => MediaMethod::Occlusion { patch },
+            _ => return None,
+        })
+    }
+
+    /// A display name.
+    pub fn label(&self) -> &'static str {
+        match self {
+            MediaMethod::GradCam { .. } => "Grad-CAM",
+            MediaMethod::Saliency => "saliency",
+            MediaMethod::InputXGradient => "input × gradient",
+            MediaMethod::IntegratedGradients { .. } => "integrated gradients",
+            MediaMethod::Occlusion { .. } => "occlusion",
+        }
+    }
+}
+
+/// Attribution maps of some samples, one `[height, width]` map per sample over the picture
+/// of the input (the image, or the spectrogram `[rows, frames]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaExplanation {
+    /// Row-major `[n, height, width]`, non-negative (magnitudes).
+    pub heat: Vec<f32>,
+    /// Picture height.
+    pub height: usize,
+    /// Picture width.
+    pub width: usize,
+    /// The class each map explains.
+    pub targets: Vec<usize>,
+    /// Class probabilities `[n, classes]`.
+    pub probabilities: Vec<f32>,
+    /// The Grad-CAM layer, when the method has one.
+    pub layer: Option<String>,
+}
+
+impl MediaExplanation {
+    /// The map of sample `i`.
+    pub fn map(&self, i: usize) -> &[f32] {
+        let d = self.height * self.width;
+        &self.heat[i * d..(i + 1) * d]
+    }
+
+    /// The position `(row, column)` of the largest value of map `i`.
+    pub fn peak(&self, i: usize) -> (usize, usize) {
+        let map = self.map(i);
+        let at = (0..map.len())
+            .max_by(|&a, &b| map[a].total_cmp(&map[b]))
+            .unwrap_or(0);
+        (at / self.width, at % self.width)
+    }
+}
+
+impl MediaModel {
+    /// Picture `[channels, height, width]` of a sample: the image, or the features as a
+    /// one-channel picture `[1, rows, frames]`.
+    fn picture_shape(&self) -> [usize; 3] {
+        match self.sample_shape()[..] {
+            [c, h, w] => [c, h, w],
+            [rows, frames] => [1, rows, frames],
+            _ => unreachable!("samples have two or three axes"),
+        }
+    }
+
+    /// Explains the predictions for `samples` (raw, as [`load_data`](Self::load_data) reads
+    /// them): for each, a map of where the evidence for `targets` (default: the predicted
+    /// class) lies.
+    pub fn explain(
+        &self,
+        samples: &Samples,
+        method: &MediaMethod,
+        targets: Option<Vec<usize>>,
+    ) -> Result<MediaExplanation> {
+        use sora_explain::{
+            Attribution, Baseline, FeatureAblation, GradCam, InputXGradient, Inputs,
+            IntegratedGradients, Saliency, Target,
+        };
+        let probabilities = self.predict(samples)?;
+        let k = self.input.classes.len();
+        let targets = targets.unwrap_or_else(|| {
+            probabilities
+                .chunks(k)
+                .map(sora_train::argmax)
+                .collect::<Vec<_>>()
+        });
+        let mut standardised = samples.clone();
+        self.input.normalize(&mut standardised);
+        let d = samples.sample_len();
+        let inputs = Inputs::new(standardised.values, d)?;
+        let target = Target::PerExample(targets.clone());
+        let [c, h, w] = self.picture_shape();
+        let device = &self.device;
+        let attribute = |a: &dyn Fn() -> Result<sora_explain::Attributions>| -> Result<Vec<f32>> {
+            // Per-pixel magnitude, summed over channels.
+            let a = a()?;
+            let mut heat = vec![0.0f32; a.n * h * w];
+            for (i, row) in a.values.chunks(d).enumerate() {
+                for (j, v) in row.iter().enumerate() {
+                    heat[i * h * w + j % (h * w)] += v.abs();
+                }
+            }
+            Ok(heat)
+        };
+        let gradient = |method: &dyn Fn(&ConvNet) -> Result<sora_explain::Attributions>| {
+            attribute(&|| method(&self.net))
+        };
+        let mut layer = None;
+        let heat = match method {
+            MediaMethod::GradCam { layer: l } => {
+                let cam = GradCam {
+                    layer: *l,
+                    relu: true,
+                };
+                let maps = match &self.net {
+                    ConvNet::Conv2d(m) => cam.attribute(m, &inputs, &target, device)?,
+                    ConvNet::Conv1d(m) => cam.attribute(m, &inputs, &target, device)?,
+                };
+                layer = Some(maps.layer.clone());
+                if maps.height == 1 && h > 1 {
+                    // A 1-D encoder's maps run along time: the same weight for every row.
+                    let up = maps.upsample(1, w);
+                    up.values
+                        .chunks(w)
+                        .flat_map(|row| std::iter::repeat_n(row, h).flatten().copied())
+                        .collect()
+                } else {
+                    maps.upsample(h, w).values
+                }
+            }
+            MediaMethod::Saliency => gradient(&|net| {
+                Ok(match net {
+                    ConvNet::Conv2d(m) => Saliency::default().attribute(
+                        m,
+                        &inputs,
+                        &Baseline::Zeros,
+                        &target,
+                        device,
+                    )?,
+                    ConvNet::Conv1d(m) => Saliency::default().attribute(
+                        m,
+                        &inputs,
+                        &Baseline::Zeros,
+                        &target,
+                        device,
+                    )?,
+                })
+            })?,
+            MediaMethod::InputXGradient => gradient(&|net| {
+                Ok(match net {
+                    ConvNet::Conv2d(m) => {
+                        InputXGradient.attribute(m, &inputs, &Baseline::Zeros, &target, device)?
+                    }
+                    ConvNet::Conv1d(m) => {
+                        InputXGradient.attribute(m, &inputs, &Baseline::Zeros, &target, device)?
+                    }
+                })
+            })?,
+            MediaMethod::IntegratedGradients { steps } => {
+                let ig = IntegratedGradients {
+                    n_steps: *steps,
+                    ..IntegratedGradients::default()
+                };
+                gradient(&|net| {
+                    Ok(match net {
+                        ConvNet::Conv2d(m) => {
+                            ig.attribute(m, &inputs, &Baseline::Zeros, &target, device)?
+                        }
+                        ConvNet::Conv1d(m) => {
+                            ig.attribute(m, &inputs, &Baseline::Zeros, &target, device)?
+                        }
+                    })
+                })?
+            }
+            MediaMethod::Occlusion { patch } => {
+                if *patch == 0 || *patch > h.max(w) {
+                    return Err(MediaError::Options(format!(
+                        "occlusion patch: expected 1 ..= {}, found {patch}",
+                        h.max(w)
+                    )));
+                }
+                let across = w.div_ceil(*patch);
+                let mask: Vec<usize> = (0..c * h * w)
+                    .map(|j| {
+                        let (y, x) = ((j / w) % h, j % w);
+                        (y / patch) * across + x / patch
+                    })
+                    .collect();
+                let ablation = FeatureAblation { mask: Some(mask) };
+                gradient(&|net| {
+                    Ok(match net {
+                        ConvNet::Conv2d(m) => {
+                            ablation.attribute(m, &inputs, &Baseline::Zeros, &target, device)?
+                        }
+                        ConvNet::Conv1d(m) => {
+                            ablation.attribute(m, &inputs, &Baseline::Zeros, &target, device)?
+                        }
+                    })
+                })?
+            }
+        };
+        // Every channel adds the same patch value once; divide it back out.
+        let heat = match method {
+            MediaMethod::Occlusion { .. } => heat.iter().map(|v| v / c as f32).collect(),
+            _ => heat,
+        };
+        Ok(MediaExplanation {
+            heat,
+            height: h,
+            width: w,
+            targets,
+            probabilities,
+            layer,
+        })
+    }
+
+    /// Draws each sample beside its map blended over it, one row per sample, into a PNG
+    /// (spectrograms with low frequencies at the bottom). The file is replaced atomically.
+    pub fn save_picture(
+        &self,
+        samples: &Samples,
+        explanation: &MediaExplanation,
+        path: &Path,
+    ) -> Result<()> {
+        let [c, h, w] = self.picture_shape();
+        let overlays: Vec<sora_explain::Overlay<'_>> = (0..samples.len())
+            .map(|i| sora_explain::Overlay {
+                image: samples.sample(i),
+                channels: c,
+                height: h,
+                width: w,
+                heat: explanation.map(i),
+            })
+            .collect();
+        let is_audio = matches!(self.input.pipeline, InputPipeline::Audio { .. });
+        let scale = (224 / h.max(w).max(1)).clamp(1, 8);
+        sora_explain::save_overlays(path, &overlays, scale, is_audio)?;
+        Ok(())
+    }
+
+    /// Reads one unlabelled file: an image (converted and resized to the model's input) or a
+    /// WAV clip (through the saved features).
+    pub fn load_file(&self, path: &Path) -> Result<Samples> {
+        let values = match &self.input.pipeline {
+            InputPipeline::Image {
+                channels,
+                height,
+                width,
+            } => sora_conv::images::read_image_file(path, *channels, (*height, *width))?,
+            InputPipeline::Audio { features } => {
+                let clip = sora_conv::audio::read_wav(path)?;
+                FeatureExtractor::new(features.clone())?.extract(&clip)?
+            }
+        };
+        Ok(Samples {
+            values,
+            shape: self.sample_shape(),
+            labels: vec![0],
+            classes: Vec::new(),
+            sources: vec![path.display().to_string()],
         })
     }
 }

@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 use sora::core::{IdentitySpec, ModelSpec, SpecLimits};
 use sora::data::{ColumnKind, Impute, Table, TargetRule, infer_schema};
 use sora::device::{DeviceChoice, compiled_backends};
+use sora::media::{MediaModel, Source};
 use sora::tabular::{ClassWeights, TabularConfig, TabularModel, format_metrics};
-use sora::train::{OptimizerConfig, Progress};
+use sora::train::{OptimizerConfig, Progress, TrainConfig};
 
 // Burn's CPU backends allocate a fresh buffer for most tensor ops; mimalloc keeps freed pages
 // for reuse where glibc's malloc returns large blocks to the kernel and faults them back in
@@ -45,21 +46,29 @@ enum Command {
         /// The model directory.
         #[arg(long)]
         model: PathBuf,
-        /// The CSV file (with the target column).
+        /// The data: a CSV file (with the target column), a class-folder tree of images or
+        /// WAV clips, or an IDX images file (with `--labels`).
         #[arg(long)]
         data: PathBuf,
+        /// The IDX labels file of an IDX images file.
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// Device: flex (default) or ndarray.
         #[arg(long, default_value = "flex")]
         device: String,
     },
-    /// Predict the rows of a CSV file with a saved model.
+    /// Predict the rows of a CSV file, or images or clips, with a saved model.
     Predict {
         /// The model directory.
         #[arg(long)]
         model: PathBuf,
-        /// The CSV file (the target column may be absent).
+        /// The data: a CSV file (the target column may be absent), one image or WAV file, a
+        /// class-folder tree, or an IDX images file.
         #[arg(long)]
         data: PathBuf,
+        /// The IDX labels file of an IDX images file (optional).
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// Write the predictions here (CSV) instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
@@ -76,22 +85,38 @@ enum Command {
         #[arg(long, default_value_t = sora::core::DEFAULT_MAX_PARAMS)]
         max_params: u64,
     },
-    /// Explain a saved classifier's predictions for some rows: top columns per row in the
-    /// terminal, and a self-contained HTML report.
+    /// Explain a saved classifier's predictions for some rows (or images, or clips): top
+    /// columns per row in the terminal and a self-contained HTML report for tables; heat maps
+    /// over the images (or spectrograms) in a PNG for images and audio.
     Explain {
         /// The model directory.
         #[arg(long)]
         model: PathBuf,
-        /// The CSV file.
+        /// The data: a CSV file, one image or WAV file, a class-folder tree, or an IDX file.
         #[arg(long)]
         data: PathBuf,
+        /// The IDX labels file of an IDX images file (optional).
+        #[arg(long)]
+        labels: Option<PathBuf>,
         /// Rows to explain: 1-based data-row numbers (row 1 is the line after the header),
-        /// comma-separated, ranges allowed (`1-5,12`).
+        /// comma-separated, ranges allowed (`1-5,12`); for images and clips, 1-based sample
+        /// numbers in reading order.
         #[arg(long, default_value = "1-5")]
         rows: String,
-        /// Method: ig, saliency, input-x-gradient, smoothgrad, occlusion, ablation, shapley.
-        #[arg(long, default_value = "ig")]
-        method: String,
+        /// Method: ig, saliency, input-x-gradient, smoothgrad, occlusion, ablation, shapley
+        /// for tables; gradcam (default for images and audio), saliency, input-x-gradient,
+        /// ig, occlusion for images and audio.
+        #[arg(long)]
+        method: Option<String>,
+        /// Grad-CAM: the convolution block whose maps are used (0-based; default the last).
+        #[arg(long)]
+        layer: Option<usize>,
+        /// Occlusion on images and audio: side of the occluded square, in pixels or cells.
+        #[arg(long, default_value_t = 4)]
+        patch: usize,
+        /// Images and audio: write the heat-map picture (PNG) here.
+        #[arg(long, default_value = "explanation.png")]
+        picture: PathBuf,
         /// Integrated Gradients steps.
         #[arg(long, default_value_t = 50)]
         steps: usize,
@@ -140,9 +165,21 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Summary { spec, max_params } => {
-            let spec = ModelSpec::<IdentitySpec>::from_file(&spec)?;
-            let checked = spec.check_with(&SpecLimits { max_params })?;
-            println!("{}", checked.summary());
+            let limits = SpecLimits { max_params };
+            let kind = sora::media::ConvSpec::encoder_kind(&spec)?;
+            let conv = matches!(kind.as_deref(), Some("conv1d" | "conv2d"));
+            let summary = match conv
+                .then(|| sora::media::ConvSpec::from_file(&spec))
+                .transpose()?
+            {
+                Some(sora::media::ConvSpec::Conv2d(s)) => s.check_with(&limits)?.summary().clone(),
+                Some(sora::media::ConvSpec::Conv1d(s)) => s.check_with(&limits)?.summary().clone(),
+                None => ModelSpec::<IdentitySpec>::from_file(&spec)?
+                    .check_with(&limits)?
+                    .summary()
+                    .clone(),
+            };
+            println!("{summary}");
             Ok(())
         }
         Command::Doctor { device } => doctor(device.as_deref()),
@@ -150,8 +187,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Explain {
             model,
             data,
+            labels,
             rows,
             method,
+            layer,
+            patch,
+            picture,
             steps,
             target,
             report,
@@ -162,6 +203,21 @@ fn run(cli: Cli) -> Result<()> {
             device,
         } => {
             let device = sora::device::device(&device)?;
+            if is_media_model(&model) {
+                let method = method.as_deref().unwrap_or("gradcam");
+                let method = sora::media::MediaMethod::parse(method, steps, patch, layer)
+                    .ok_or_else(|| {
+                        anyhow::anyhow!(
+                            "--method: expected {} for images and audio, found {method:?}",
+                            sora::media::MediaMethod::NAMES
+                        )
+                    })?;
+                let model = MediaModel::load(&model, &device)?;
+                let samples = media_data(&model, &data, labels.as_deref())?;
+                let rows = parse_rows(&rows, samples.len())?;
+                return explain_media(&model, &samples.subset(&rows), &method, &target, &picture);
+            }
+            let method = method.unwrap_or_else(|| "ig".into());
             let model = TabularModel::load(&model, &device)?;
             let table = Table::read_csv(&data)?;
             let rows = parse_rows(&rows, table.n_rows())?;
@@ -193,9 +249,22 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             model,
             data,
+            labels,
             device,
         } => {
             let device = sora::device::device(&device)?;
+            if is_media_model(&model) {
+                let model = MediaModel::load(&model, &device)?;
+                let samples = media_data(&model, &data, labels.as_deref())?;
+                anyhow::ensure!(
+                    !samples.classes.is_empty(),
+                    "{}: the data has no labels to evaluate against",
+                    data.display()
+                );
+                let metrics = model.evaluate(&samples)?;
+                print!("{}", format_metrics(&metrics, Some(&model.input.classes)));
+                return Ok(());
+            }
             let model = TabularModel::load(&model, &device)?;
             let table = Table::read_csv(&data)?;
             let metrics = model.evaluate(&table)?;
@@ -205,9 +274,15 @@ fn run(cli: Cli) -> Result<()> {
         Command::Predict {
             model,
             data,
+            labels,
             out,
             device,
-        } => predict(&model, &data, out.as_deref(), &device),
+        } => {
+            if is_media_model(&model) {
+                return predict_media(&model, &data, labels.as_deref(), out.as_deref(), &device);
+            }
+            predict(&model, &data, out.as_deref(), &device)
+        }
     }
 }
 
@@ -257,12 +332,19 @@ fn doctor(only: Option<&str>) -> Result<()> {
 /// Options of `sora train`.
 #[derive(Debug, clap::Args)]
 struct TrainArgs {
-    /// The CSV file.
+    /// The data: a CSV file; a folder with one sub-folder of images (PNG, JPEG, BMP, GIF) or
+    /// of WAV clips per class (the folder name is the label); or an IDX images file (with
+    /// `--labels`).
     #[arg(long)]
     data: PathBuf,
-    /// The column to predict.
+    /// The column to predict (CSV files).
+    #[arg(long, required_unless_present = "labels")]
+    target: Option<String>,
+    /// The IDX labels file of an IDX images file.
     #[arg(long)]
-    target: String,
+    labels: Option<PathBuf>,
+    #[command(flatten)]
+    media: MediaArgs,
     /// Make the target binary: class 1 when its number is above this value, 0 otherwise.
     #[arg(long)]
     target_above: Option<f64>,
@@ -275,21 +357,24 @@ struct TrainArgs {
     /// A model spec file (JSON or TOML) to use instead of the default head.
     #[arg(long)]
     spec: Option<PathBuf>,
-    /// Maximum epochs (early stopping usually ends sooner).
-    #[arg(long, default_value_t = sora::tabular::DEFAULT_EPOCHS)]
-    epochs: usize,
-    /// Samples per step.
-    #[arg(long, default_value_t = sora::tabular::DEFAULT_BATCH_SIZE)]
-    batch_size: usize,
-    /// Learning rate.
-    #[arg(long, default_value_t = sora::tabular::DEFAULT_LR)]
-    lr: f64,
-    /// Optimizer: sgd (with momentum 0.9), adam, adamw.
-    #[arg(long, default_value = "sgd")]
-    optimizer: String,
-    /// Epochs without validation improvement before stopping (0 disables early stopping).
-    #[arg(long, default_value_t = sora::tabular::DEFAULT_PATIENCE)]
-    patience: usize,
+    /// Maximum epochs (early stopping usually ends sooner) [default: 200 for tables, 30 for
+    /// images and audio].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Samples per step [default: 32 for tables, 64 for images and audio].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Learning rate [default: 0.01 for tables (SGD), 0.001 for images and audio (Adam)].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Optimizer: sgd (with momentum 0.9), adam, adamw [default: sgd for tables, adam for
+    /// images and audio].
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Epochs without validation improvement before stopping (0 disables early stopping)
+    /// [default: 15 for tables, 5 for images and audio].
+    #[arg(long)]
+    patience: Option<usize>,
     /// Imputation of missing values: mean, median, most-frequent, or constant=VALUE
     /// (categorical columns use the most frequent value unless a constant is given).
     #[arg(long, default_value = "mean")]
@@ -336,6 +421,50 @@ struct TrainArgs {
     progress: String,
 }
 
+/// Options of `sora train` for images and audio.
+#[derive(Debug, clap::Args)]
+struct MediaArgs {
+    /// Image size `HEIGHTxWIDTH` to resize every image to (default: the first image's size;
+    /// then all must share it).
+    #[arg(long)]
+    image_size: Option<String>,
+    /// Image channels: auto (from the first image), gray, rgb.
+    #[arg(long, default_value = "auto")]
+    channels: String,
+    /// Augmentation: random crop of training images after zero padding by this many pixels.
+    #[arg(long, default_value_t = 0)]
+    crop_padding: usize,
+    /// Augmentation: random horizontal flips (not for digits or text).
+    #[arg(long)]
+    hflip: bool,
+    /// Augmentation: random translation by up to this many pixels.
+    #[arg(long, default_value_t = 0)]
+    translate: usize,
+    /// Audio features: log-mel, mfcc, waveform.
+    #[arg(long, default_value = "log-mel")]
+    features: String,
+    /// Audio sample rate the clips are resampled to, in Hz.
+    #[arg(long, default_value_t = 8000)]
+    sample_rate: u32,
+    /// Audio clip length in seconds (shorter clips are padded, longer ones cropped).
+    #[arg(long, default_value_t = 1.0)]
+    clip_seconds: f64,
+    /// Audio mel bands.
+    #[arg(long, default_value_t = 40)]
+    mels: usize,
+    /// Audio MFCC coefficients (with `--features mfcc`).
+    #[arg(long, default_value_t = 13)]
+    mfcc: usize,
+    /// Augmentation: time masks of up to this many frames on training spectrograms (two per
+    /// clip).
+    #[arg(long, default_value_t = 0)]
+    mask_time: usize,
+    /// Augmentation: frequency masks of up to this many bands on training spectrograms (two
+    /// per clip).
+    #[arg(long, default_value_t = 0)]
+    mask_freq: usize,
+}
+
 fn inspect(data: &std::path::Path, target: Option<&str>) -> Result<()> {
     let table = Table::read_csv(data)?;
     let schema = infer_schema(&table, &sora::data::MissingMarkers::default());
@@ -365,16 +494,60 @@ fn inspect(data: &std::path::Path, target: Option<&str>) -> Result<()> {
     Ok(())
 }
 
+/// The training loop's options from the flags, over the job's defaults.
+fn train_config(
+    args: &TrainArgs,
+    defaults: &TrainConfig,
+    default_optimizer: &str,
+    default_patience: usize,
+) -> Result<TrainConfig> {
+    let mut train = TrainConfig::new(
+        args.epochs.unwrap_or(defaults.epochs),
+        args.batch_size.unwrap_or(defaults.batch_size),
+        args.lr.unwrap_or(defaults.lr),
+    )
+    .with_seed(args.seed)
+    .with_optimizer(
+        match args.optimizer.as_deref().unwrap_or(default_optimizer) {
+            "sgd" => OptimizerConfig::sgd(0.9),
+            "adam" => OptimizerConfig::adam(),
+            "adamw" => OptimizerConfig::adamw(),
+            other => anyhow::bail!("--optimizer: expected sgd, adam or adamw, found {other:?}"),
+        },
+    )
+    .with_progress(match args.progress.as_str() {
+        "auto" => Progress::Auto,
+        "bar" => Progress::Bar,
+        "plain" => Progress::Plain,
+        "quiet" => Progress::Quiet,
+        other => {
+            anyhow::bail!("--progress: expected auto, bar, plain or quiet, found {other:?}")
+        }
+    });
+    let patience = args.patience.unwrap_or(default_patience);
+    if patience > 0 {
+        train = train.with_early_stopping(patience, sora::tabular::EARLY_STOPPING_MIN_DELTA);
+    }
+    Ok(train)
+}
+
 fn train(args: TrainArgs) -> Result<()> {
     let device = sora::device::device(&args.device)?;
+    if let Some(source) = Source::detect(&args.data, args.labels.as_deref()) {
+        return train_media(&args, source, &device);
+    }
+    let target = args
+        .target
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--target: a CSV file needs the column to predict"))?;
     let table = Table::read_csv(&args.data)?;
-    let mut config = TabularConfig::new(&args.target);
+    let mut config = TabularConfig::new(&target);
     if let Some(path) = &args.pipeline {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         config.pipeline =
             serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        config.pipeline.target = args.target.clone();
+        config.pipeline.target = target.clone();
     }
     match (args.target_above, args.regression) {
         (Some(above), _) => config.pipeline.target_rule = TargetRule::Threshold { above },
@@ -407,9 +580,12 @@ fn train(args: TrainArgs) -> Result<()> {
     }
     config.pipeline.missing_indicators |= args.missing_indicators;
     config.pipeline.drop_missing_rows |= args.drop_missing;
-    config.pipeline.zero_as_missing.extend(args.zero_as_missing);
-    config.pipeline.ignore.extend(args.ignore);
-    config.hidden = args.hidden;
+    config
+        .pipeline
+        .zero_as_missing
+        .extend(args.zero_as_missing.iter().cloned());
+    config.pipeline.ignore.extend(args.ignore.iter().cloned());
+    config.hidden = args.hidden.clone();
     if let Some(spec) = &args.spec {
         config.spec = Some(ModelSpec::<IdentitySpec>::from_file(spec)?);
     }
@@ -419,26 +595,12 @@ fn train(args: TrainArgs) -> Result<()> {
         "none" => ClassWeights::None,
         other => anyhow::bail!("--class-weights: expected auto, balanced or none, found {other:?}"),
     };
-    let mut train = sora::train::TrainConfig::new(args.epochs, args.batch_size, args.lr)
-        .with_seed(args.seed)
-        .with_optimizer(match args.optimizer.as_str() {
-            "sgd" => OptimizerConfig::sgd(0.9),
-            "adam" => OptimizerConfig::adam(),
-            "adamw" => OptimizerConfig::adamw(),
-            other => anyhow::bail!("--optimizer: expected sgd, adam or adamw, found {other:?}"),
-        })
-        .with_progress(match args.progress.as_str() {
-            "auto" => Progress::Auto,
-            "bar" => Progress::Bar,
-            "plain" => Progress::Plain,
-            "quiet" => Progress::Quiet,
-            other => {
-                anyhow::bail!("--progress: expected auto, bar, plain or quiet, found {other:?}")
-            }
-        });
-    if args.patience > 0 {
-        train = train.with_early_stopping(args.patience, sora::tabular::EARLY_STOPPING_MIN_DELTA);
-    }
+    let train = train_config(
+        &args,
+        &TabularConfig::new(&target).train,
+        "sgd",
+        sora::tabular::DEFAULT_PATIENCE,
+    )?;
     config.train = train;
 
     let prepared = sora::tabular::prepare(&table, &config)?;
@@ -481,6 +643,243 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
+fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) -> Result<()> {
+    use sora::conv::audio::{FeatureConfig, FeatureKind, Masking};
+    use sora::conv::images::{Augment, ChannelMode, ImageOptions};
+    use sora::media::{ConvSpec, LoadOptions, MediaConfig};
+
+    let m = &args.media;
+    let size = m
+        .image_size
+        .as_deref()
+        .map(|s| {
+            s.split_once('x')
+                .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
+                .filter(|&(h, w): &(usize, usize)| h > 0 && w > 0)
+                .ok_or_else(|| anyhow::anyhow!("--image-size: expected HEIGHTxWIDTH, found {s:?}"))
+        })
+        .transpose()?;
+    let channels = match m.channels.as_str() {
+        "auto" => ChannelMode::Auto,
+        "gray" => ChannelMode::Gray,
+        "rgb" => ChannelMode::Rgb,
+        other => anyhow::bail!("--channels: expected auto, gray or rgb, found {other:?}"),
+    };
+    let kind = match m.features.as_str() {
+        "log-mel" => FeatureKind::LogMel,
+        "mfcc" => FeatureKind::Mfcc,
+        "waveform" => FeatureKind::Waveform,
+        other => anyhow::bail!("--features: expected log-mel, mfcc or waveform, found {other:?}"),
+    };
+    anyhow::ensure!(
+        m.clip_seconds.is_finite() && m.clip_seconds > 0.0 && m.clip_seconds <= 600.0,
+        "--clip-seconds: expected a length in (0, 600], found {}",
+        m.clip_seconds
+    );
+    let features = FeatureConfig {
+        kind,
+        sample_rate: m.sample_rate,
+        clip_samples: (m.clip_seconds * f64::from(m.sample_rate)).round() as usize,
+        n_mels: m.mels,
+        n_mfcc: m.mfcc,
+        ..FeatureConfig::default()
+    };
+    features.check()?;
+    let options = LoadOptions {
+        image: ImageOptions { channels, size },
+        features,
+    };
+    let defaults = MediaConfig::default();
+    let mut config = MediaConfig {
+        train: train_config(args, &defaults.train, "adam", sora::media::DEFAULT_PATIENCE)?,
+        augment: Augment {
+            crop_padding: m.crop_padding,
+            hflip: m.hflip,
+            max_translate: m.translate,
+        },
+        masking: Masking {
+            time_masks: if m.mask_time > 0 { 2 } else { 0 },
+            max_time: m.mask_time,
+            freq_masks: if m.mask_freq > 0 { 2 } else { 0 },
+            max_freq: m.mask_freq,
+        },
+        ..defaults
+    };
+    if let Some(spec) = &args.spec {
+        config.spec = Some(ConvSpec::from_file(spec)?);
+    }
+    let start = Instant::now();
+    let (samples, pipeline) = sora::media::load(&source, &options)?;
+    println!(
+        "{}: {} samples of shape {:?}, {} classes ({}), read in {:.1} s",
+        args.data.display(),
+        samples.len(),
+        samples.shape,
+        samples.classes.len(),
+        samples.classes.join(", "),
+        start.elapsed().as_secs_f64()
+    );
+    let spec = config
+        .spec
+        .clone()
+        .unwrap_or_else(|| sora::media::default_spec(&samples.shape, samples.classes.len()));
+    println!("\n{}\n", spec.summary()?);
+    config.spec = Some(spec);
+    let run = sora::media::train(&samples, pipeline, &config, device)?;
+    println!(
+        "\nbest epoch {} of {}{}",
+        run.best_epoch,
+        run.history.epochs.len(),
+        if run.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "\ntest metrics:\n{}",
+        format_metrics(&run.test, Some(&run.input.classes))
+    );
+    run.save(&args.out)?;
+    println!("saved {}", args.out.display());
+    Ok(())
+}
+
+/// Whether `dir` holds an image or audio model (rather than a tabular one).
+fn is_media_model(dir: &std::path::Path) -> bool {
+    dir.join(sora::media::INPUT_FILE).is_file()
+}
+
+/// Labelled or unlabelled media data for a saved model: a file of the model's kind (an
+/// image, a WAV clip), a class-folder tree, or IDX files.
+fn media_data(
+    model: &MediaModel,
+    data: &std::path::Path,
+    labels: Option<&std::path::Path>,
+) -> Result<sora::media::Samples> {
+    let single = data.is_file()
+        && labels.is_none()
+        && data.extension().is_some_and(|e| {
+            ["png", "jpg", "jpeg", "bmp", "gif", "wav"]
+                .iter()
+                .any(|x| e.eq_ignore_ascii_case(x))
+        });
+    if single {
+        return Ok(model.load_file(data)?);
+    }
+    let source = Source::detect(data, labels).ok_or_else(|| {
+        anyhow::anyhow!(
+            "{}: not an image or audio folder, image, WAV or IDX file",
+            data.display()
+        )
+    })?;
+    Ok(model.load_data(&source)?)
+}
+
+fn predict_media(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    labels: Option<&std::path::Path>,
+    out: Option<&std::path::Path>,
+    device: &str,
+) -> Result<()> {
+    let device = sora::device::device(device)?;
+    let model = MediaModel::load(model, &device)?;
+    let samples = media_data(&model, data, labels)?;
+    let probabilities = model.predict(&samples)?;
+    let classes = &model.input.classes;
+    let mut text = String::from("source,prediction");
+    for c in classes {
+        text.push_str(&format!(",p_{c}"));
+    }
+    text.push('\n');
+    for (source, p) in samples
+        .sources
+        .iter()
+        .zip(probabilities.chunks(classes.len()))
+    {
+        text.push_str(&csv_field(source));
+        text.push_str(&format!(",{}", csv_field(&classes[sora::train::argmax(p)])));
+        for v in p {
+            text.push_str(&format!(",{v:.6}"));
+        }
+        text.push('\n');
+    }
+    write_output(out, &text, samples.len())
+}
+
+/// Quotes a CSV field when it holds a comma, a quote or a line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes predictions to `out` (atomically) or standard output.
+fn write_output(out: Option<&std::path::Path>, text: &str, n: usize) -> Result<()> {
+    match out {
+        Some(path) => {
+            sora::core::weights::write_atomic(path, text.as_bytes())
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            eprintln!("wrote {n} predictions to {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}
+
+fn explain_media(
+    model: &MediaModel,
+    samples: &sora::media::Samples,
+    method: &sora::media::MediaMethod,
+    target: &str,
+    picture: &std::path::Path,
+) -> Result<()> {
+    let classes = &model.input.classes;
+    let targets = match target {
+        "predicted" => None,
+        class => {
+            let c = classes.iter().position(|k| k == class).ok_or_else(|| {
+                anyhow::anyhow!("--target: {class:?} is not one of the classes {classes:?}")
+            })?;
+            Some(vec![c; samples.len()])
+        }
+    };
+    let explanation = model.explain(samples, method, targets)?;
+    println!(
+        "{}{}: {} sample(s), maps {}×{}",
+        method.label(),
+        explanation
+            .layer
+            .as_ref()
+            .map(|l| format!(" on {l}"))
+            .unwrap_or_default(),
+        samples.len(),
+        explanation.height,
+        explanation.width
+    );
+    let k = classes.len();
+    for i in 0..samples.len() {
+        let p = &explanation.probabilities[i * k..(i + 1) * k];
+        let predicted = sora::train::argmax(p);
+        let truth = samples
+            .classes
+            .get(samples.labels[i])
+            .map(|c| format!(", true {c}"))
+            .unwrap_or_default();
+        let (y, x) = explanation.peak(i);
+        println!(
+            "  {}: predicted {} ({:.3}){truth}; explaining {}; strongest at row {y}, column {x}",
+            samples.sources[i], classes[predicted], p[predicted], classes[explanation.targets[i]],
+        );
+    }
+    model.save_picture(samples, &explanation, picture)?;
+    println!("wrote {}", picture.display());
+    Ok(())
+}
+
 fn predict(
     model: &std::path::Path,
     data: &std::path::Path,
@@ -519,19 +918,7 @@ fn predict(
             predictions.unseen_categories
         );
     }
-    match out {
-        Some(path) => {
-            sora::core::weights::write_atomic(path, text.as_bytes())
-                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-            eprintln!(
-                "wrote {} predictions to {}",
-                predictions.rows.len(),
-                path.display()
-            );
-        }
-        None => print!("{text}"),
-    }
-    Ok(())
+    write_output(out, &text, predictions.rows.len())
 }
 
 /// Parses `1-5,12` (1-based data rows) into 0-based row indices, checked against `n_rows`.

@@ -203,20 +203,38 @@ fn plan_blocks(
             *len = (padded - kernel) / stride + 1;
         }
         let params = (c * kernel.pow(rank as u32) * c_out + c_out) as u64;
-        push(rows, format!("encoder.blocks.{b}.conv"), &conv_kind, c_out, &spatial, params, params);
-        let activation = Activation::from_name(&spec.activation).ok_or_else(|| {
-            SpecError::InvalidField {
+        push(
+            rows,
+            format!("encoder.blocks.{b}.conv"),
+            &conv_kind,
+            c_out,
+            &spatial,
+            params,
+            params,
+        );
+        let activation =
+            Activation::from_name(&spec.activation).ok_or_else(|| SpecError::InvalidField {
                 index: first_index + rows.len(),
                 kind: "activation".into(),
                 field: at("activation"),
-                expected: format!("one of {}", Activation::ALL.map(Activation::name).join(", ")),
+                expected: format!(
+                    "one of {}",
+                    Activation::ALL.map(Activation::name).join(", ")
+                ),
                 found: format!("{:?}", spec.activation),
-            }
-        })?;
+            })?;
         if spec.batch_norm {
             let (all, trainable) = (4 * c_out as u64, 2 * c_out as u64);
             let kind = format!("BatchNorm{suffix}");
-            push(rows, format!("encoder.blocks.{b}.norm"), &kind, c_out, &spatial, all, trainable);
+            push(
+                rows,
+                format!("encoder.blocks.{b}.norm"),
+                &kind,
+                c_out,
+                &spatial,
+                all,
+                trainable,
+            );
         }
         let name = format!("encoder.blocks.{b}.activation");
         push(rows, name, activation.layer_kind(), c_out, &spatial, 0, 0);
@@ -241,7 +259,15 @@ fn plan_blocks(
                     }
                     *len /= size;
                 }
-                push(rows, format!("encoder.blocks.{b}.pool"), &layer, c_out, &spatial, 0, 0);
+                push(
+                    rows,
+                    format!("encoder.blocks.{b}.pool"),
+                    &layer,
+                    c_out,
+                    &spatial,
+                    0,
+                    0,
+                );
                 Some((kind, size))
             }
         };
@@ -486,7 +512,9 @@ impl ConvBlock2d {
                 .with_stride([b.stride, b.stride])
                 .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
                 .init(device),
-            norm: b.batch_norm.then(|| BatchNormConfig::new(b.c_out).init(device)),
+            norm: b
+                .batch_norm
+                .then(|| BatchNormConfig::new(b.c_out).init(device)),
             max_pool: pool(Pool::Max).map(|s| MaxPool2dConfig::new(s).init()),
             avg_pool: pool(Pool::Avg).map(|s| AvgPool2dConfig::new(s).init()),
             dropout: (b.dropout > 0.0).then(|| DropoutConfig::new(b.dropout).init()),
@@ -640,7 +668,9 @@ impl ConvBlock1d {
                 .with_stride(b.stride)
                 .with_padding(PaddingConfig1d::Explicit(p, p))
                 .init(device),
-            norm: b.batch_norm.then(|| BatchNormConfig::new(b.c_out).init(device)),
+            norm: b
+                .batch_norm
+                .then(|| BatchNormConfig::new(b.c_out).init(device)),
             max_pool: pool(Pool::Max).map(|s| MaxPool1dConfig::new(s).init()),
             avg_pool: pool(Pool::Avg).map(|s| AvgPool1dConfig::new(s).init()),
             dropout: (b.dropout > 0.0).then(|| DropoutConfig::new(b.dropout).init()),

@@ -29,8 +29,8 @@
 //! # }
 //! ```
 
-mod encoder;
 pub mod audio;
+mod encoder;
 pub mod images;
 
 pub use encoder::{

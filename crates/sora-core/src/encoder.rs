@@ -45,7 +45,12 @@ pub trait DenseInput: Sized {
 
 impl<const D: usize> DenseInput for Tensor<D> {
     fn from_flat(flat: Tensor<2>, shape: &[usize]) -> Self {
-        assert_eq!(shape.len() + 1, D, "a sample shape of rank {} for a tensor of rank {D}", shape.len());
+        assert_eq!(
+            shape.len() + 1,
+            D,
+            "a sample shape of rank {} for a tensor of rank {D}",
+            shape.len()
+        );
         let mut dims = [0usize; D];
         dims[0] = flat.dims()[0];
         dims[1..].copy_from_slice(shape);

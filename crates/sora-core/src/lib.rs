@@ -39,7 +39,8 @@ pub mod weights;
 
 pub use activation::Activation;
 pub use encoder::{
-    DenseInput, Encoder, EncoderPlan, EncoderSpec, FeatureMaps, Identity, IdentityKind, IdentitySpec,
+    DenseInput, Encoder, EncoderPlan, EncoderSpec, FeatureMaps, Identity, IdentityKind,
+    IdentitySpec,
 };
 pub use error::{Result, SpecError, WeightsError};
 pub use mlp::{Mlp, MlpBlock, MlpConfig, Norm};

@@ -406,12 +406,7 @@ fn over_limit(
 /// Checks that a width from a spec is positive (and fits in memory's index type).
 /// Checks a width field of a spec: `raw` must be positive (and below 2⁴⁰); the error names
 /// layer `index` of kind `kind` and the `field` as written in the spec.
-pub fn positive_width(
-    raw: i64,
-    index: usize,
-    kind: &str,
-    field: &str,
-) -> Result<usize, SpecError> {
+pub fn positive_width(raw: i64, index: usize, kind: &str, field: &str) -> Result<usize, SpecError> {
     // 2^40 elements in one dimension is far beyond any parameter limit, and keeps the
     // products in `check_with` inside u64.
     if raw <= 0 || raw > (1 << 40) {

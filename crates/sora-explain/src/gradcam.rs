@@ -115,7 +115,13 @@ impl CamMaps {
     pub fn upsample(&self, height: usize, width: usize) -> CamMaps {
         let mut values = Vec::with_capacity(self.n * height * width);
         for i in 0..self.n {
-            values.extend(bilinear(self.map(i), self.height, self.width, height, width));
+            values.extend(bilinear(
+                self.map(i),
+                self.height,
+                self.width,
+                height,
+                width,
+            ));
         }
         CamMaps {
             values,

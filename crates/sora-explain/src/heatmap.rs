@@ -77,7 +77,10 @@ pub fn save_overlays(
                 format!("[{}, {}, {}]", o.channels, o.height, o.width),
             ));
         }
-        for (what, buf, len) in [("image", o.image, o.channels * h * w), ("heat", o.heat, h * w)] {
+        for (what, buf, len) in [
+            ("image", o.image, o.channels * h * w),
+            ("heat", o.heat, h * w),
+        ] {
             if buf.len() != len {
                 return Err(ExplainError::Length {
                     what: format!("overlay {what}"),
@@ -110,7 +113,10 @@ pub fn save_overlays(
                 let to_u8 = |v: [f32; 3]| Rgb(v.map(|c| (c.clamp(0.0, 1.0) * 255.0).round() as u8));
                 for dy in 0..scale as u32 {
                     for dx in 0..scale as u32 {
-                        let (py, px0) = (top + y as u32 * scale as u32 + dy, x as u32 * scale as u32 + dx);
+                        let (py, px0) = (
+                            top + y as u32 * scale as u32 + dy,
+                            x as u32 * scale as u32 + dx,
+                        );
                         canvas.put_pixel(gap as u32 + px0, py, to_u8(base));
                         canvas.put_pixel(2 * gap as u32 + cell_w + px0, py, to_u8(blend));
                     }
@@ -138,7 +144,13 @@ mod tests {
         let path = dir.path().join("cam.png");
         let image = [0.0, 0.5, 1.0, 0.25];
         let heat = [0.0, 0.0, 0.0, 2.0];
-        let o = Overlay { image: &image, channels: 1, height: 2, width: 2, heat: &heat };
+        let o = Overlay {
+            image: &image,
+            channels: 1,
+            height: 2,
+            width: 2,
+            heat: &heat,
+        };
         save_overlays(&path, &[o, o], 4, false).unwrap();
         let png = image::open(&path).unwrap().to_rgb8();
         // Two cells of 8 px and three gaps of 4 px across; two rows of 8 px and three gaps down.
@@ -146,8 +158,14 @@ mod tests {
         // Bottom-right pixel of the first overlay is the map's peak: red-ish, not gray.
         let hot = png.get_pixel(2 * 4 + 8 + 7, 4 + 7);
         assert!(hot[0] > hot[2], "{hot:?}");
-        let short = Overlay { heat: &heat[..3], ..o };
-        assert!(matches!(save_overlays(&path, &[short], 4, false), Err(ExplainError::Length { .. })));
+        let short = Overlay {
+            heat: &heat[..3],
+            ..o
+        };
+        assert!(matches!(
+            save_overlays(&path, &[short], 4, false),
+            Err(ExplainError::Length { .. })
+        ));
         assert!(save_overlays(&path, &[], 4, false).is_err());
     }
 }
