@@ -338,7 +338,7 @@ struct TrainArgs {
     #[arg(long)]
     data: PathBuf,
     /// The column to predict (CSV files).
-    #[arg(long, required_unless_present = "labels")]
+    #[arg(long)]
     target: Option<String>,
     /// The IDX labels file of an IDX images file.
     #[arg(long)]
