@@ -603,7 +603,7 @@ fn augmentation(
 ) -> Option<sora_train::Augmentation> {
     match (&input.pipeline, shape) {
         (InputPipeline::Image { .. }, &[c, h, w]) if !config.augment.is_identity() => {
-            let augment = config.augment.clone();
+            let augment = config.augment;
             // Padding shows as black (raw 0), which is -mean/std once standardised.
             let fill: Vec<f32> = input
                 .mean
@@ -620,7 +620,7 @@ fn augmentation(
         (InputPipeline::Audio { features }, &[rows, frames])
             if !config.masking.is_identity() && features.kind != FeatureKind::Waveform =>
         {
-            let masking = config.masking.clone();
+            let masking = config.masking;
             // Masked cells take the standardised mean, 0.
             Some(Arc::new(
                 move |x: &mut [f32], rng: &mut rand_chacha::ChaCha8Rng| {
