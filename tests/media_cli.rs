@@ -162,6 +162,14 @@ fn images_train_eval_predict_and_explain() {
         explained.contains("Grad-CAM on encoder.blocks.1"),
         "{explained}"
     );
+    // The bar is column 5; the last block's maps are 3×3, so a third of the width is the
+    // resolution Grad-CAM has.
+    let column: usize = explained
+        .split("column ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!((3..=7).contains(&column), "{explained}");
     let png = image::open(&picture).unwrap();
     assert!(png.width() > 2 * 12 && png.height() > 12);
     for method in ["saliency", "occlusion", "ig"] {
