@@ -113,6 +113,32 @@ fn early_stopping_restores_the_best_epoch() {
 }
 
 #[test]
+fn early_stopping_restores_batch_norm_statistics_with_the_weights() {
+    let device = test_device();
+    let data = digits();
+    let spec = ModelSpec::new(
+        IdentitySpec::new(64),
+        HeadSpec::new(&[64]).with_norm(Some(sora::core::Norm::Batch)),
+        Task::Classification { n_classes: 10 },
+    )
+    .check()
+    .unwrap();
+    // Epoch 1 stays the best; epochs 2 and 3 move the running statistics on. The restored
+    // model must score exactly what epoch 1 scored, statistics included.
+    let trainer = Trainer::new(quiet(10).with_early_stopping(2, 10.0), &device);
+    let fitted = trainer
+        .fit(trainer.init(&spec), &data.train, Some(&data.test))
+        .unwrap();
+    assert_eq!((fitted.best_epoch, fitted.history.epochs.len()), (1, 3));
+    let loss = trainer.evaluate(&fitted.model, &data.test).unwrap().loss();
+    let epoch_1 = fitted.history.epochs[0].valid_loss.unwrap();
+    assert!(
+        (loss - epoch_1).abs() < 1e-9,
+        "restored loss {loss}, epoch 1 {epoch_1}"
+    );
+}
+
+#[test]
 fn checkpoints_are_written_atomically_and_pruned() {
     let device = test_device();
     let data = digits();

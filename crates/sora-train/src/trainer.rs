@@ -269,7 +269,8 @@ impl Trainer {
             last_optimizer: String::new(),
             best_model: String::new(),
         };
-        self.run(model.clone(), model, optimizer, state, train, valid)
+        let best = model.clone().into_record();
+        self.run(model, best, optimizer, state, train, valid)
     }
 
     /// Continues the run whose checkpoints are in the trainer's checkpoint directory, from
@@ -324,8 +325,8 @@ impl Trainer {
         }
         state.config = self.config.clone();
         self.check_data(&model, train, valid)?;
-        let last = load_module(model.clone(), &dir.join(&state.last_model))?;
-        let best = load_module(model, &dir.join(&state.best_model))?;
+        let last = load_module(model, &dir.join(&state.last_model))?;
+        let best = read_record(&dir.join(&state.best_model))?;
         let optim_path = dir.join(&state.last_optimizer);
         let bytes = std::fs::read(&optim_path).map_err(TrainError::io(&optim_path))?;
         let optimizer = self
@@ -341,7 +342,7 @@ impl Trainer {
     fn run<E, D>(
         &self,
         mut model: Model<E>,
-        mut best: Model<E>,
+        mut best: ModuleRecord,
         mut optimizer: ModuleOptimizer,
         mut state: RunState,
         train: &D,
@@ -445,7 +446,9 @@ impl Trainer {
             if improved {
                 state.best_loss = monitored;
                 state.best_epoch = epoch + 1;
-                best = model.clone();
+                // A record, not a clone: a clone shares the batch-norm running statistics
+                // with the model that goes on training.
+                best = model.clone().into_record();
                 since_best = 0;
             } else {
                 since_best += 1;
@@ -476,7 +479,12 @@ impl Trainer {
             }
         }
         let model = if cfg.early_stopping.is_some() {
-            best
+            model
+                .try_load_record(best)
+                .map_err(|e| TrainError::Checkpoint {
+                    file: PathBuf::from("(the best epoch's weights, in memory)"),
+                    message: e.to_string(),
+                })?
         } else {
             model
         };
@@ -499,7 +507,7 @@ impl Trainer {
         state: &mut RunState,
         model: &Model<E>,
         optimizer: &ModuleOptimizer,
-        best: Option<&Model<E>>,
+        best: Option<&ModuleRecord>,
     ) -> Result<(), TrainError> {
         std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
         let epoch = state.epochs_done;
@@ -520,7 +528,7 @@ impl Trainer {
             .map_err(TrainError::io(&optim_path))?;
         if let Some(best) = best {
             let best_name = format!("best-{epoch}.bpk");
-            write_record(&dir.join(&best_name), best.clone().into_record())?;
+            write_record(&dir.join(&best_name), best.clone())?;
             state.best_model = best_name;
         }
         state.last_model = model_name;
@@ -633,14 +641,16 @@ fn write_record(path: &Path, record: ModuleRecord) -> Result<(), TrainError> {
     sora_core::weights::write_atomic(path, &bytes).map_err(TrainError::io(path))
 }
 
-fn load_module<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
+fn read_record(path: &Path) -> Result<ModuleRecord, TrainError> {
     let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| {
-        TrainError::Checkpoint {
-            file: path.to_path_buf(),
-            message: e.to_string(),
-        }
-    })?;
+    ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| TrainError::Checkpoint {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+fn load_module<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
+    let record = read_record(path)?;
     model
         .try_load_record(record)
         .map_err(|e| TrainError::Checkpoint {
