@@ -13,10 +13,10 @@ use burn::tensor::{Device, Distribution, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
+use sora::conv::{Conv2dSpec, ConvBlockSpec, Pool};
 use sora::core::{Encoder, EncoderSpec, Identity};
 use sora::core::{HeadSpec, IdentitySpec, Model, ModelSpec, Task};
 use sora::train::{ArrayData, Progress, TabularData, Targets, TrainConfig, TrainData, Trainer};
-use sora_conv::{Conv2dSpec, ConvBlockSpec, Pool};
 
 const SEED: u64 = 42;
 
