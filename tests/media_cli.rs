@@ -114,7 +114,9 @@ fn images_train_eval_predict_and_explain() {
     bars(&data, 40, 1);
     let model = dir.path().join("model");
     let (data_s, model_s, dev) = (data.to_str().unwrap(), model.to_str().unwrap(), device());
-    let out = ok(&train_args(data_s, model_s, &dev));
+    let mut args = train_args(data_s, model_s, &dev);
+    args.extend(["--crop-padding", "1", "--translate", "1"]);
+    let out = ok(&args);
     assert!(
         out.contains("80 samples of shape [1, 12, 12], 2 classes (across, down)"),
         "{out}"

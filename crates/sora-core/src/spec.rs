@@ -403,7 +403,6 @@ fn over_limit(
     })
 }
 
-/// Checks that a width from a spec is positive (and fits in memory's index type).
 /// Checks a width field of a spec: `raw` must be positive (and below 2⁴⁰); the error names
 /// layer `index` of kind `kind` and the `field` as written in the spec.
 pub fn positive_width(raw: i64, index: usize, kind: &str, field: &str) -> Result<usize, SpecError> {

@@ -400,3 +400,42 @@ impl<const D: usize> TrainData for ArrayData<D> {
         &self.targets
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn augmentation_is_seeded_and_applies_to_training_batches_only() {
+        let device = Device::flex();
+        let values: Vec<f32> = (0..24).map(|v| v as f32).collect();
+        let targets = Targets::Classes {
+            labels: vec![0, 1, 0, 1, 0, 1],
+            n_classes: 2,
+        };
+        // Adds a random offset to every value of a sample.
+        let shift: Augmentation = Arc::new(|x: &mut [f32], rng: &mut ChaCha8Rng| {
+            let offset = rand::Rng::random_range(rng, 0.0..1.0f32);
+            x.iter_mut().for_each(|v| *v += offset);
+        });
+        let data = ArrayData::<3>::new(values.clone(), &[2, 2], targets.clone())
+            .unwrap()
+            .with_augmentation(shift);
+        let read = |t: Tensor<3>| t.try_into_vec_as::<f32>().unwrap();
+        let batch = [4, 1, 5];
+        let plain = read(data.inputs(&batch, &device));
+        assert_eq!(plain[..4], values[16..20]);
+        let a = read(data.train_inputs(&batch, 7, &device));
+        let b = read(data.train_inputs(&batch, 7, &device));
+        let c = read(data.train_inputs(&batch, 8, &device));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_ne!(a, plain);
+        // Each sample moves by one offset: its values keep their differences.
+        assert_eq!(a[1] - a[0], plain[1] - plain[0]);
+        // Without augmentation, training batches are the plain inputs.
+        let bare = ArrayData::<3>::new(values, &[2, 2], targets).unwrap();
+        assert_eq!(read(bare.train_inputs(&batch, 7, &device)), plain);
+        assert!(ArrayData::<3>::new(vec![0.0; 8], &[8], bare.targets().clone()).is_err());
+    }
+}
