@@ -540,9 +540,13 @@ pub fn train_split(
         .clone()
         .unwrap_or_else(|| default_spec(&train.shape, train.classes.len()));
     let expected = spec.input_shape()?;
-    if expected.iter().product::<usize>() != train.sample_len() {
+    // Features [rows, frames] also feed a 2-D encoder as one-channel pictures [1, rows, frames].
+    let as_picture: Vec<usize> = std::iter::once(1)
+        .chain(train.shape.iter().copied())
+        .collect();
+    if expected != train.shape && !(train.shape.len() == 2 && expected == as_picture) {
         return Err(MediaError::Options(format!(
-            "the model takes inputs {expected:?} but the samples are {:?}",
+            "the model spec takes inputs {expected:?} (encoder.input) but the samples are {:?}",
             train.shape
         )));
     }

@@ -298,6 +298,21 @@ fn audio_folders_train_predict_and_explain() {
     let out = ok(&args);
     assert!(out.contains("encoder.blocks.0.conv (Conv1d)"), "{out}");
     assert!(accuracy(&model1) >= 0.9, "{out}");
+    // The same spec on log-mel frames [40, 26]: refused before training, naming the field.
+    let mut args = train_args(data_s, model1.to_str().unwrap(), &dev);
+    args.extend([
+        "--clip-seconds",
+        "0.25",
+        "--features",
+        "log-mel",
+        "--spec",
+        spec_s,
+    ]);
+    let err = fails(&args);
+    assert!(
+        err.contains("encoder.input") && err.contains("[40, 26]"),
+        "{err}"
+    );
 }
 
 /// A WAV file's bytes: a 44-byte header and 16-bit (or 32-bit float) samples.
