@@ -371,9 +371,10 @@ impl ConvSpec {
 /// - `[c, h, w]` (images): blocks of 3×3 convolution, batch norm, ReLU and 2×2 max pooling,
 ///   32 → 64 channels, and a third of 128 when the image is at least 24 pixels on its shorter
 ///   side; global average pooling; a head with one hidden layer of 64.
-/// - `[rows, frames]` (audio features): the same on the spectrogram as a one-channel image
-///   `[1, rows, frames]` with 16 → 32 → 64 channels; waveforms `[1, samples]` get 1-D blocks
-///   of width 9 with 4× pooling instead.
+/// - `[rows, frames]` (audio features): 1-D convolutions along time with the mel bands (or
+///   coefficients) as channels — widths 5, 5, 3 to 32 → 64 → 64 channels, ReLU, max pooling
+///   after the first two — and the maximum over time of each channel; waveforms
+///   `[1, samples]` get 1-D blocks of width 9 with batch norm and 4× pooling instead.
 pub fn default_spec(shape: &[usize], n_classes: usize) -> ConvSpec {
     let task = Task::Classification {
         n_classes: n_classes as i64,
@@ -409,11 +410,19 @@ pub fn default_spec(shape: &[usize], n_classes: usize) -> ConvSpec {
                 task,
             ))
         }
-        [rows, frames] => ConvSpec::Conv2d(ModelSpec::new(
-            Conv2dSpec::new([1, *rows, *frames], vec![block(16), block(32), block(64)]),
-            head,
-            task,
-        )),
+        [rows, frames] => {
+            let frames_block = |c, k| ConvBlockSpec::new(c, k).with_pool(Pool::Max, 2);
+            let blocks = vec![
+                frames_block(32, 5),
+                frames_block(64, 5),
+                ConvBlockSpec::new(64, 3),
+            ];
+            ConvSpec::Conv1d(ModelSpec::new(
+                Conv1dSpec::new([*rows, *frames], blocks).with_global_pool(GlobalPool::Max),
+                head,
+                task,
+            ))
+        }
         _ => unreachable!("samples are images [c, h, w] or features [rows, frames]"),
     }
 }
