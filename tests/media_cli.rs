@@ -313,6 +313,47 @@ fn audio_folders_train_predict_and_explain() {
         err.contains("encoder.input") && err.contains("[40, 26]"),
         "{err}"
     );
+
+    // The log-mel spectrogram as a one-channel picture through a 2-D encoder, and Grad-CAM
+    // over it: maps with both a frequency and a time axis.
+    let spec2d = dir.path().join("spec2d.json");
+    std::fs::write(
+        &spec2d,
+        r#"{ "encoder": { "kind": "conv2d", "input": [1, 40, 26],
+              "blocks": [ { "channels": 8, "kernel": 3, "pool": "max" },
+                          { "channels": 16, "kernel": 3 } ],
+              "global_pool": "flatten" },
+             "head": { "d_hidden": [16] },
+             "task": { "kind": "classification", "n_classes": 2 } }"#,
+    )
+    .unwrap();
+    let model2 = dir.path().join("model2d");
+    let mut args = train_args(data_s, model2.to_str().unwrap(), &dev);
+    // 38 training clips are one batch: 12 steps of Adam at 1e-3 are too few for this net.
+    args.extend([
+        "--lr",
+        "0.01",
+        "--clip-seconds",
+        "0.25",
+        "--spec",
+        spec2d.to_str().unwrap(),
+    ]);
+    let out = ok(&args);
+    assert!(out.contains("encoder.blocks.1.conv (Conv2d)"), "{out}");
+    assert!(accuracy(&model2) >= 0.9, "{out}");
+    let explained = ok(&[
+        "explain",
+        "--model",
+        model2.to_str().unwrap(),
+        "--data",
+        one.to_str().unwrap(),
+        "--picture",
+        picture.to_str().unwrap(),
+    ]);
+    assert!(
+        explained.contains("Grad-CAM on encoder.blocks.1: 1 sample(s), maps 40×26"),
+        "{explained}"
+    );
 }
 
 /// A WAV file's bytes: a 44-byte header and 16-bit (or 32-bit float) samples.

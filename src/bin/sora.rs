@@ -101,8 +101,9 @@ enum Command {
         /// Rows to explain: 1-based data-row numbers (row 1 is the line after the header),
         /// comma-separated, ranges allowed (`1-5,12`); for images and clips, 1-based sample
         /// numbers in reading order.
-        #[arg(long, default_value = "1-5")]
-        rows: String,
+        /// [default: 1-5, or as many as there are]
+        #[arg(long)]
+        rows: Option<String>,
         /// Method: ig, saliency, input-x-gradient, smoothgrad, occlusion, ablation, shapley
         /// for tables; gradcam (default for images and audio), saliency, input-x-gradient,
         /// ig, occlusion for images and audio.
@@ -214,12 +215,14 @@ fn run(cli: Cli) -> Result<()> {
                     })?;
                 let model = MediaModel::load(&model, &device)?;
                 let samples = media_data(&model, &data, labels.as_deref())?;
+                let rows = rows.unwrap_or_else(|| format!("1-{}", samples.len().min(5)));
                 let rows = parse_rows(&rows, samples.len())?;
                 return explain_media(&model, &samples.subset(&rows), &method, &target, &picture);
             }
             let method = method.unwrap_or_else(|| "ig".into());
             let model = TabularModel::load(&model, &device)?;
             let table = Table::read_csv(&data)?;
+            let rows = rows.unwrap_or_else(|| format!("1-{}", table.n_rows().clamp(1, 5)));
             let rows = parse_rows(&rows, table.n_rows())?;
             let options = sora::explain::ExplainOptions {
                 method: sora::explain::Method::parse(&method, steps).ok_or_else(|| {
