@@ -455,6 +455,12 @@ fn bad_media_input_is_a_typed_error_naming_the_file() {
     let err = fails(&train_args(audio.to_str().unwrap(), model_s, &dev));
     assert!(err.contains("stereo.wav"), "{err}");
 
+    // Augmentation of the other domain is refused, not ignored.
+    let mut args = train_args(audio.to_str().unwrap(), model_s, &dev);
+    args.push("--hflip");
+    let err = fails(&args);
+    assert!(err.contains("--hflip") && err.contains("audio"), "{err}");
+
     // An image model asked to predict a clip.
     let err = fails(&[
         "predict",

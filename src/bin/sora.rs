@@ -652,6 +652,19 @@ fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) 
     use sora::media::{ConvSpec, LoadOptions, MediaConfig};
 
     let m = &args.media;
+    if source.is_audio() {
+        anyhow::ensure!(
+            m.crop_padding == 0 && !m.hflip && m.translate == 0,
+            "--crop-padding, --hflip and --translate augment images; {} holds audio clips (use --mask-time, --mask-freq)",
+            args.data.display()
+        );
+    } else {
+        anyhow::ensure!(
+            m.mask_time == 0 && m.mask_freq == 0,
+            "--mask-time and --mask-freq mask spectrograms; {} holds images (use --crop-padding, --hflip, --translate)",
+            args.data.display()
+        );
+    }
     let size = m
         .image_size
         .as_deref()
@@ -674,6 +687,10 @@ fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) 
         "waveform" => FeatureKind::Waveform,
         other => anyhow::bail!("--features: expected log-mel, mfcc or waveform, found {other:?}"),
     };
+    anyhow::ensure!(
+        kind != FeatureKind::Waveform || (m.mask_time == 0 && m.mask_freq == 0),
+        "--mask-time and --mask-freq mask spectrograms, not --features waveform"
+    );
     anyhow::ensure!(
         m.clip_seconds.is_finite() && m.clip_seconds > 0.0 && m.clip_seconds <= 600.0,
         "--clip-seconds: expected a length in (0, 600], found {}",
