@@ -27,6 +27,7 @@ pub use sora_conv as conv;
 pub use sora_core as core;
 pub use sora_data as data;
 pub use sora_explain as explain_methods;
+pub use sora_text as text;
 pub use sora_train as train;
 
 #[doc = include_str!("../docs/extending.md")]

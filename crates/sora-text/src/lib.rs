@@ -1,0 +1,27 @@
+//! # sora-text
+//!
+//! Text for Sora models: a [`tokenize::Tokenizer`] (Unicode word segmentation, lower-casing,
+//! HTML entities decoded, optional character n-grams), a [`tokenize::Vocabulary`] built from
+//! training documents only (minimum count, maximum size, `<pad>` and `<unk>`) that serialises
+//! with the model, and [`tokenize::pad_batch`] (padding or truncation to a length, with a
+//! mask).
+//!
+//! ```
+//! use sora_text::tokenize::{Tokenizer, VocabConfig, Vocabulary, Truncate, pad_batch};
+//!
+//! # fn main() -> Result<(), sora_text::tokenize::TextError> {
+//! let tokenizer = Tokenizer::default();
+//! let docs: Vec<Vec<String>> = ["Great food!", "Not great at all."]
+//!     .iter()
+//!     .map(|t| tokenizer.tokenize(t))
+//!     .collect();
+//! let vocab = Vocabulary::build(docs.iter().map(Vec::as_slice), &VocabConfig::default());
+//! let ids: Vec<Vec<usize>> = docs.iter().map(|d| vocab.encode(d)).collect();
+//! let batch = pad_batch(&ids, 4, Truncate::Head)?;
+//! assert_eq!(batch.lengths, [2, 4]);
+//! assert_eq!(vocab.id("never seen"), Vocabulary::UNK);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod tokenize;
