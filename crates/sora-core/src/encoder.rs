@@ -1,7 +1,7 @@
 //! The encoder contract, and the identity encoder of tabular inputs.
 
 use burn::module::{Module, ModuleDisplay};
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Int, Tensor};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -191,4 +191,13 @@ impl EncoderSpec for IdentitySpec {
             d_input: self.d_input as usize,
         }
     }
+}
+
+/// A batch of token sequences, padded to one length: the input of text encoders.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    /// Token ids `[batch, length]` (padding positions hold the padding id, 0).
+    pub ids: Tensor<2, Int>,
+    /// 1 on real tokens, 0 on padding, `[batch, length]`.
+    pub mask: Tensor<2>,
 }

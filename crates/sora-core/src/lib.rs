@@ -40,7 +40,7 @@ pub mod weights;
 pub use activation::Activation;
 pub use encoder::{
     DenseInput, Encoder, EncoderPlan, EncoderSpec, FeatureMaps, Identity, IdentityKind,
-    IdentitySpec,
+    IdentitySpec, Tokens,
 };
 pub use error::{Result, SpecError, WeightsError};
 pub use mlp::{Mlp, MlpBlock, MlpConfig, Norm};

@@ -4,7 +4,10 @@
 //! HTML entities decoded, optional character n-grams), a [`tokenize::Vocabulary`] built from
 //! training documents only (minimum count, maximum size, `<pad>` and `<unk>`) that serialises
 //! with the model, and [`tokenize::pad_batch`] (padding or truncation to a length, with a
-//! mask).
+//! mask); and the [`TextEncoder`] declared by a [`TextSpec`] in the model spec: an embedding
+//! table, optionally LSTM or GRU layers (stacked, bidirectional), pooled over the real tokens
+//! (masked mean — with no recurrent layer, the bag of embeddings —, max, last state, or
+//! attention).
 //!
 //! ```
 //! use sora_text::tokenize::{Tokenizer, VocabConfig, Vocabulary, Truncate, pad_batch};
@@ -24,4 +27,7 @@
 //! # }
 //! ```
 
+mod encoder;
 pub mod tokenize;
+
+pub use encoder::{Cell, RnnLayer, RnnSpec, SeqPool, TextEncoder, TextKind, TextSpec};

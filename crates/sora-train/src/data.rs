@@ -439,3 +439,105 @@ mod tests {
         assert!(ArrayData::<3>::new(vec![0.0; 8], &[8], bare.targets().clone()).is_err());
     }
 }
+
+/// Token sequences, padded to one length, with targets: the data of text models.
+///
+/// ```
+/// use burn::prelude::*;
+/// use sora_train::{TokenData, Targets, TrainData};
+///
+/// # fn main() -> Result<(), sora_train::TrainError> {
+/// // Two documents of length 3; the second has one padding position (id 0).
+/// let data = TokenData::new(
+///     vec![4, 5, 6, 7, 8, 0],
+///     vec![true, true, true, true, true, false],
+///     3,
+///     Targets::Classes { labels: vec![1, 0], n_classes: 2 },
+/// )?;
+/// let batch = data.inputs(&[1], &Device::flex());
+/// assert_eq!(batch.ids.dims(), [1, 3]);
+/// assert_eq!(batch.mask.into_data().to_vec::<f32>().unwrap(), [1.0, 1.0, 0.0]);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenData {
+    ids: Vec<usize>,
+    mask: Vec<bool>,
+    len: usize,
+    targets: Targets,
+}
+
+impl TokenData {
+    /// Row-major ids and mask (`n × len` each) with one target per document.
+    ///
+    /// Fails when the sizes disagree, `len` is 0, or a class is out of range.
+    pub fn new(
+        ids: Vec<usize>,
+        mask: Vec<bool>,
+        len: usize,
+        targets: Targets,
+    ) -> Result<Self, TrainError> {
+        if len == 0 || ids.len() != mask.len() || !ids.len().is_multiple_of(len) {
+            return Err(TrainError::Data(format!(
+                "{} token ids and {} mask values do not split into documents of length {len}",
+                ids.len(),
+                mask.len()
+            )));
+        }
+        let n = ids.len() / len;
+        if targets.len() != n {
+            return Err(TrainError::Data(format!(
+                "{n} documents but {} targets",
+                targets.len()
+            )));
+        }
+        if let Targets::Classes { labels, n_classes } = &targets
+            && let Some(row) = labels.iter().position(|&l| l >= *n_classes)
+        {
+            return Err(TrainError::Data(format!(
+                "document {row}: class {} is out of range for {n_classes} classes",
+                labels[row]
+            )));
+        }
+        Ok(Self {
+            ids,
+            mask,
+            len,
+            targets,
+        })
+    }
+
+    /// Tokens per document (after padding).
+    pub fn seq_len(&self) -> usize {
+        self.len
+    }
+}
+
+impl TrainData for TokenData {
+    type Input = sora_core::Tokens;
+
+    fn len(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// # Shapes
+    /// - output: ids and mask `[indices.len(), seq_len]`
+    fn inputs(&self, indices: &[usize], device: &Device) -> sora_core::Tokens {
+        let (mut ids, mut mask) = (Vec::new(), Vec::new());
+        for &i in indices {
+            let row = i * self.len..(i + 1) * self.len;
+            ids.extend(self.ids[row.clone()].iter().map(|&t| t as i64));
+            mask.extend(self.mask[row].iter().map(|&m| f32::from(u8::from(m))));
+        }
+        let shape = [indices.len(), self.len];
+        sora_core::Tokens {
+            ids: Tensor::from_data(TensorData::new(ids, shape), device),
+            mask: Tensor::from_data(TensorData::new(mask, shape), device),
+        }
+    }
+
+    fn targets(&self) -> &Targets {
+        &self.targets
+    }
+}

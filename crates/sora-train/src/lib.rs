@@ -19,7 +19,7 @@ mod model_dir;
 mod trainer;
 
 pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule, TrainConfig};
-pub use data::{ArrayData, Augmentation, TabularData, TargetBatch, Targets, TrainData};
+pub use data::{ArrayData, Augmentation, TabularData, TargetBatch, Targets, TokenData, TrainData};
 pub use error::{Result, TrainError};
 pub use history::{EpochRecord, History, register_font};
 pub use metrics::{
