@@ -237,6 +237,9 @@ impl TextSpec {
 }
 
 /// One recurrent layer.
+// A model holds a handful of these, built once: the size of the largest variant costs nothing
+// worth a box (and Burn's module derive takes the layers by value).
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum RnnLayer {
     /// Forward LSTM.
