@@ -22,6 +22,7 @@ pub mod explain;
 pub mod media;
 pub mod report;
 pub mod tabular;
+pub mod text_explain;
 
 pub use sora_conv as conv;
 pub use sora_core as core;
