@@ -23,6 +23,7 @@ pub mod media;
 pub mod report;
 pub mod tabular;
 pub mod text_explain;
+pub mod textclf;
 
 pub use sora_conv as conv;
 pub use sora_core as core;

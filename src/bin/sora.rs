@@ -12,6 +12,7 @@ use sora::data::{ColumnKind, Impute, Table, TargetRule, infer_schema};
 use sora::device::{DeviceChoice, compiled_backends};
 use sora::media::{MediaModel, Source};
 use sora::tabular::{ClassWeights, TabularConfig, TabularModel, format_metrics};
+use sora::textclf::TextModel;
 use sora::train::{OptimizerConfig, Progress, TrainConfig};
 
 // Burn's CPU backends allocate a fresh buffer for most tensor ops; mimalloc keeps freed pages
@@ -204,6 +205,11 @@ fn run(cli: Cli) -> Result<()> {
             device,
         } => {
             let device = sora::device::device(&device)?;
+            anyhow::ensure!(
+                !TextModel::is_text_model(&model),
+                "{}: sora explain does not take text models yet",
+                model.display()
+            );
             if is_media_model(&model) {
                 let method = method.as_deref().unwrap_or("gradcam");
                 let method = sora::media::MediaMethod::parse(method, steps, patch, layer)
@@ -256,6 +262,13 @@ fn run(cli: Cli) -> Result<()> {
             device,
         } => {
             let device = sora::device::device(&device)?;
+            if TextModel::is_text_model(&model) {
+                let model = TextModel::load(&model, &device)?;
+                let docs = model.load_csv(&data, true)?;
+                let metrics = model.evaluate(&docs.texts, &docs.labels)?;
+                print!("{}", format_metrics(&metrics, Some(&model.text.classes)));
+                return Ok(());
+            }
             if is_media_model(&model) {
                 let model = MediaModel::load(&model, &device)?;
                 let samples = media_data(&model, &data, labels.as_deref())?;
@@ -281,6 +294,9 @@ fn run(cli: Cli) -> Result<()> {
             out,
             device,
         } => {
+            if TextModel::is_text_model(&model) {
+                return predict_text(&model, &data, out.as_deref(), &device);
+            }
             if is_media_model(&model) {
                 return predict_media(&model, &data, labels.as_deref(), out.as_deref(), &device);
             }
@@ -348,6 +364,8 @@ struct TrainArgs {
     labels: Option<PathBuf>,
     #[command(flatten)]
     media: MediaArgs,
+    #[command(flatten)]
+    text: TextArgs,
     /// Make the target binary: class 1 when its number is above this value, 0 otherwise.
     #[arg(long)]
     target_above: Option<f64>,
@@ -422,6 +440,28 @@ struct TrainArgs {
     /// Progress display: auto, bar, plain, quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
+}
+
+/// Options of `sora train` for text.
+#[derive(Debug, clap::Args)]
+struct TextArgs {
+    /// Text: the CSV column holding the documents (UTF-8; invalid text is an error naming
+    /// its line); its presence makes this a text classifier over `--target`.
+    #[arg(long)]
+    text: Option<String>,
+    /// Text encoder: bag (bag of embeddings), lstm, gru (bidirectional recurrent layers).
+    #[arg(long, default_value = "bag", requires = "text")]
+    encoder: String,
+    /// Text: tokens per document (default: the 95th percentile of the training lengths,
+    /// at most 64).
+    #[arg(long, requires = "text")]
+    seq_len: Option<usize>,
+    /// Text: embedding width.
+    #[arg(long, default_value_t = 64, requires = "text")]
+    embed: usize,
+    /// Text: keep tokens seen at least this many times in the training documents.
+    #[arg(long, default_value_t = 1, requires = "text")]
+    min_count: usize,
 }
 
 /// Options of `sora train` for images and audio.
@@ -536,6 +576,9 @@ fn train_config(
 
 fn train(args: TrainArgs) -> Result<()> {
     let device = sora::device::device(&args.device)?;
+    if let Some(column) = args.text.text.clone() {
+        return train_text(&args, &column, &device);
+    }
     if let Some(source) = Source::detect(&args.data, args.labels.as_deref()) {
         return train_media(&args, source, &device);
     }
@@ -763,6 +806,99 @@ fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) 
     run.save(&args.out)?;
     println!("saved {}", args.out.display());
     Ok(())
+}
+
+/// `sora train --text COLUMN`: a text classifier over `--target`.
+fn train_text(args: &TrainArgs, column: &str, device: &burn::tensor::Device) -> Result<()> {
+    use sora::textclf::{EncoderKind, TextConfig, load_csv, train};
+
+    let target = args
+        .target
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("--target: a text classifier needs the label column"))?;
+    let t = &args.text;
+    let encoder = EncoderKind::parse(&t.encoder).ok_or_else(|| {
+        anyhow::anyhow!(
+            "--encoder: expected bag, lstm or gru, found {:?}",
+            t.encoder
+        )
+    })?;
+    let mut config = TextConfig {
+        encoder,
+        seq_len: t.seq_len,
+        d_embed: t.embed,
+        ..TextConfig::default()
+    };
+    config.vocab.min_count = t.min_count;
+    if let Some(hidden) = &args.hidden {
+        config.head = hidden.clone();
+    }
+    config.train = train_config(args, &config.train, "adam", sora::textclf::DEFAULT_PATIENCE)?;
+    let data = load_csv(&args.data, column, Some(&target))?;
+    println!(
+        "{}: {} documents, classes {:?}",
+        args.data.display(),
+        data.len(),
+        data.classes
+    );
+    let run = train(&data, (column, &target), &config, device)?;
+    println!(
+        "documents: {} train, {} validation, {} test (stratified, seed {}); {} tokens in the vocabulary, length {} ({} training documents cut)",
+        run.split.train.len(),
+        run.split.valid.len(),
+        run.split.test.len(),
+        config.train.seed,
+        run.text.vocabulary.len(),
+        run.text.seq_len,
+        run.truncated
+    );
+    println!("\n{}\n", run.spec.check()?.summary());
+    println!(
+        "best epoch {} of {}{}",
+        run.best_epoch,
+        run.history.epochs.len(),
+        if run.stopped_early {
+            " (stopped early)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "\ntest metrics:\n{}",
+        format_metrics(&run.test, Some(&run.text.classes))
+    );
+    run.save(&args.out)?;
+    println!("saved {}", args.out.display());
+    Ok(())
+}
+
+/// `sora predict` with a text model: the label and class probabilities of each row.
+fn predict_text(
+    model: &std::path::Path,
+    data: &std::path::Path,
+    out: Option<&std::path::Path>,
+    device: &str,
+) -> Result<()> {
+    let device = sora::device::device(device)?;
+    let model = TextModel::load(model, &device)?;
+    let docs = model.load_csv(data, false)?;
+    let probabilities = model.predict(&docs.texts)?;
+    let classes = &model.text.classes;
+    let mut text = String::from("row,prediction");
+    for c in classes {
+        text.push_str(&format!(",p_{}", csv_field(c)));
+    }
+    text.push('\n');
+    for (row, p) in probabilities.chunks(classes.len()).enumerate() {
+        // Rows are numbered from 1, the first data row (as for tables).
+        let best = &classes[sora::train::argmax(p)];
+        text.push_str(&format!("{},{}", row + 1, csv_field(best)));
+        for v in p {
+            text.push_str(&format!(",{v:.6}"));
+        }
+        text.push('\n');
+    }
+    write_output(out, &text, docs.len())
 }
 
 /// Whether `dir` holds an image or audio model (rather than a tabular one).
