@@ -228,6 +228,41 @@ fn cli_trains_evaluates_and_predicts_text() {
         assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4, "{line}");
     }
 
+    // Token attributions: in "the food was excellent and superb" (cut to the model's five
+    // tokens), the sentiment word carries the evidence for `pos`.
+    let report = dir.path().join("tokens.html");
+    let explained = ok(&[
+        "explain",
+        "--model",
+        model_s,
+        "--data",
+        new.to_str().unwrap(),
+        "--rows",
+        "1",
+        "--target",
+        "pos",
+        "--report",
+        report.to_str().unwrap(),
+        "--device",
+        &device,
+    ]);
+    assert!(explained.contains("row 1: predicted pos"), "{explained}");
+    let html = std::fs::read_to_string(&report).unwrap();
+    let score = |word: &str| -> f64 {
+        let at = html
+            .find(&format!(">{word}</span>"))
+            .unwrap_or_else(|| panic!("{word} not in {html}"));
+        let title = html[..at].rfind("title=\"").unwrap() + 7;
+        html[title..at - 1].parse().unwrap()
+    };
+    assert!(
+        explained.contains("beyond the model's length 5"),
+        "{explained}"
+    );
+    for filler in ["the", "food", "was", "and"] {
+        assert!(score("excellent") > score(filler), "{filler}: {html}");
+    }
+
     // A recurrent encoder trains through the same command.
     let gru = dir.path().join("gru");
     ok(&[

@@ -205,11 +205,22 @@ fn run(cli: Cli) -> Result<()> {
             device,
         } => {
             let device = sora::device::device(&device)?;
-            anyhow::ensure!(
-                !TextModel::is_text_model(&model),
-                "{}: sora explain does not take text models yet",
-                model.display()
-            );
+            if TextModel::is_text_model(&model) {
+                anyhow::ensure!(
+                    matches!(method.as_deref(), None | Some("ig")),
+                    "--method: text models are explained by integrated gradients (ig) at the embedding output"
+                );
+                let model = TextModel::load(&model, &device)?;
+                return explain_text(
+                    &model,
+                    &data,
+                    rows.as_deref(),
+                    &target,
+                    steps,
+                    report.as_deref(),
+                    &device,
+                );
+            }
             if is_media_model(&model) {
                 let method = method.as_deref().unwrap_or("gradcam");
                 let method = sora::media::MediaMethod::parse(method, steps, patch, layer)
@@ -930,6 +941,87 @@ fn media_data(
         )
     })?;
     Ok(model.load_data(&source)?)
+}
+
+/// `sora explain` with a text model: each row's tokens coloured by their integrated-gradients
+/// score for the explained class, in the terminal and (with `--report`) as escaped HTML.
+fn explain_text(
+    model: &TextModel,
+    data: &std::path::Path,
+    rows: Option<&str>,
+    target: &str,
+    steps: usize,
+    report: Option<&std::path::Path>,
+    device: &burn::tensor::Device,
+) -> Result<()> {
+    use sora::text::tokenize::{Tokenizer, Truncate, pad_batch};
+    use sora::text_explain::{escape_html, html_highlight, terminal_highlight, token_attributions};
+
+    let docs = model.load_csv(data, false)?;
+    let rows = rows
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("1-{}", docs.len().clamp(1, 5)));
+    let rows = parse_rows(&rows, docs.len())?;
+    let saved = &model.text;
+    let classes = &saved.classes;
+    let explained = match target {
+        "predicted" => None,
+        class => Some(classes.iter().position(|k| k == class).ok_or_else(|| {
+            anyhow::anyhow!("--target: {class:?} is not one of the classes {classes:?}")
+        })?),
+    };
+    let tokenizer = Tokenizer::new(saved.tokenizer.clone())?;
+    let mut html = String::from(
+        "<!doctype html><meta charset=\"utf-8\"><title>Token attributions</title>\
+         <body style=\"font-family: sans-serif; max-width: 60em\"><h1>Token attributions</h1>\
+         <p>Integrated gradients at the embedding output, summed per token: green for the \
+         explained class, red against it.</p>",
+    );
+    for &row in &rows {
+        let text = &docs.texts[row];
+        let tokens = tokenizer.tokenize(text);
+        let ids = saved.vocabulary.encode(&tokens);
+        let batch = pad_batch(std::slice::from_ref(&ids), saved.seq_len, saved.truncate)?;
+        let kept = batch.lengths[0];
+        let shown: Vec<String> = match saved.truncate {
+            Truncate::Head => tokens[..kept].to_vec(),
+            Truncate::Tail => tokens[tokens.len() - kept..].to_vec(),
+        };
+        let p = model.predict(std::slice::from_ref(text))?;
+        let predicted = sora::train::argmax(&p);
+        let class = explained.unwrap_or(predicted);
+        let a = token_attributions(&model.model, &batch.ids, &batch.mask, class, steps, device)?;
+        println!(
+            "row {}: predicted {} ({:.3}); explaining {}; completeness delta {:+.2e}",
+            row + 1,
+            classes[predicted],
+            p[predicted],
+            classes[class],
+            a.delta
+        );
+        println!("  {}", terminal_highlight(&shown, &a.scores));
+        if kept < tokens.len() {
+            println!(
+                "  ({} token(s) beyond the model's length {} not shown)",
+                tokens.len() - kept,
+                saved.seq_len
+            );
+        }
+        html.push_str(&format!(
+            "<h2>Row {}: predicted {} ({:.3}), explaining {}</h2><p style=\"line-height: 2\">{}</p>",
+            row + 1,
+            escape_html(&classes[predicted]),
+            p[predicted],
+            escape_html(&classes[class]),
+            html_highlight(&shown, &a.scores)
+        ));
+    }
+    if let Some(path) = report {
+        sora::core::weights::write_atomic(path, html.as_bytes())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        println!("\nwrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn predict_media(
