@@ -20,6 +20,7 @@ pub mod datasets;
 pub mod device;
 pub mod explain;
 pub mod media;
+pub mod recommend;
 pub mod report;
 pub mod tabular;
 pub mod text_explain;

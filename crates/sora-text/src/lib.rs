@@ -28,6 +28,7 @@
 //! ```
 
 mod encoder;
+pub mod recommend;
 pub mod tokenize;
 
 pub use encoder::{Cell, RnnLayer, RnnSpec, SeqPool, TextEncoder, TextKind, TextSpec};
