@@ -39,7 +39,8 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTORCH_BENCH = os.path.join("benches", "reference", "pytorch_bench.py")
-WORKLOADS = ["mlp-digits", "mlp-wide", "cnn-digits", "infer", "explain-ig", "matmul"]
+WORKLOADS = ["mlp-digits", "mlp-wide", "cnn-digits", "lstm-text", "infer", "explain-ig",
+             "matmul"]
 LOAD_LIMIT = 0.5
 
 # (workload, metric, kind, target) -- kind "throughput": ratio = sora / pytorch;
@@ -49,6 +50,7 @@ TARGETS = [
     ("infer", "single_median_us", "latency", 1.5, "infer single-sample latency"),
     ("mlp-wide", "samples_per_s", "throughput", 1.0, "mlp-wide training samples/s"),
     ("cnn-digits", "samples_per_s", "throughput", 1.0, "cnn-digits training samples/s"),
+    ("lstm-text", "tokens_per_s", "throughput", 1.0, "lstm-text training tokens/s"),
     ("explain-ig", "samples_per_s", "throughput", 2.0, "explain-ig samples/s"),
 ]
 
@@ -66,6 +68,8 @@ AT_MOST_REFERENCE = [
 # Keys that must agree between the two sides for a workload to be a like-for-like comparison.
 MUST_MATCH = {
     "cnn-digits": ["n_params"],
+    # ids_sum: both sides generate the token ids (SplitMix64), so this checks they are the same.
+    "lstm-text": ["n_params", "steps", "ids_sum"],
     "explain-ig": ["n_steps", "method", "n_samples"],
 }
 
@@ -87,6 +91,14 @@ COLUMNS = {
     "cnn-digits": [
         ("samples_per_s", "samples/s", "{:,.0f}"),
         ("test_accuracy", "test accuracy", "{:.4f}"),
+        ("train_seconds", "train s", "{:.3f}"),
+        ("n_params", "params", "{:,.0f}"),
+        ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
+    ],
+    "lstm-text": [
+        ("tokens_per_s", "tokens/s", "{:,.0f}"),
+        ("train_loss", "epoch mean loss", "{:.4f}"),
+        ("train_accuracy", "train accuracy", "{:.4f}"),
         ("train_seconds", "train s", "{:.3f}"),
         ("n_params", "params", "{:,.0f}"),
         ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
@@ -117,6 +129,7 @@ RATIOS = {
     "mlp-digits": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
     "mlp-wide": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
     "cnn-digits": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
+    "lstm-text": [("tokens_per_s", "throughput", "Sora/PyTorch tokens/s")],
     "infer": [
         ("single_median_us", "latency", "PyTorch µs / Sora µs (single)"),
         ("batch_samples_per_s", "throughput", "Sora/PyTorch batch samples/s"),
@@ -133,6 +146,14 @@ WORKLOAD_NOTES = {
     "cnn-digits": "the digits as 1×8×8 images: conv3×3(16, pad 1) → ReLU → maxpool 2 → "
                   "conv3×3(32, pad 1) → ReLU → global avg pool → linear 10; SGD lr 0.05 "
                   "momentum 0.9, batch 32, 10 epochs; timing covers the training loop only.",
+    "lstm-text": "embedding(10,000, 64) → LSTM(64→128, 1 layer) → last hidden state → "
+                 "linear 2 on 3,200 × 64 uniform token ids (SplitMix64 from state 42, the same "
+                 "ids on both sides), label = first token mod 2; SGD lr 0.05 momentum 0.9, "
+                 "batch 32, 100 steps = one pass over the 3,200 sequences in order (no "
+                 "shuffle); tokens/s = 100 × 32 × 64 / training seconds; loss = the pass's "
+                 "mean training loss, accuracy = on the 3,200 training sequences after it "
+                 "(the label hangs on the first of 64 random tokens, which one pass cannot "
+                 "learn: about 0.5 and ln 2 ≈ 0.69 are expected on both sides).",
     "infer": "the trained mlp-digits model; single [1, 64] sample: median of 2,000 timed "
              "calls (after 200 warm-up); batch of 1,024: 50 timed calls (after 10 warm-up).",
     "explain-ig": "integrated gradients of the trained mlp-digits model over the 360 test "

@@ -1,7 +1,7 @@
 //! The `BENCH.md` workloads on Sora, one per process, printing one JSON line.
 //!
 //! ```text
-//! cargo bench --bench workloads -- --workload mlp-digits|mlp-wide|cnn-digits|infer|matmul|loop-overhead|explain-ig --device flex|ndarray
+//! cargo bench --bench workloads -- --workload mlp-digits|mlp-wide|cnn-digits|lstm-text|infer|matmul|loop-overhead|explain-ig --device flex|ndarray
 //! ```
 //! `benches/compare.py` runs these beside `benches/reference/pytorch_bench.py` and writes
 //! `docs/performance.md`.
@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 use sora::conv::{Conv2dSpec, ConvBlockSpec, Pool};
 use sora::core::{Encoder, EncoderSpec, Identity};
 use sora::core::{HeadSpec, IdentitySpec, Model, ModelSpec, Task};
-use sora::train::{ArrayData, Progress, TabularData, Targets, TrainConfig, TrainData, Trainer};
+use sora::text::{Cell, SeqPool, TextSpec};
+use sora::train::{
+    ArrayData, Progress, TabularData, Targets, TokenData, TrainConfig, TrainData, Trainer,
+};
 
 const SEED: u64 = 42;
 
@@ -37,13 +40,14 @@ fn main() -> Result<()> {
         }
     }
     let workload = workload.context(
-        "--workload mlp-digits|mlp-wide|cnn-digits|infer|matmul|loop-overhead|explain-ig",
+        "--workload mlp-digits|mlp-wide|cnn-digits|lstm-text|infer|matmul|loop-overhead|explain-ig",
     )?;
     let device = sora::device::device(&device_name)?;
     let mut out = match workload.as_str() {
         "mlp-digits" => mlp_digits(&device)?,
         "mlp-wide" => mlp_wide(&device)?,
         "cnn-digits" => cnn_digits(&device)?,
+        "lstm-text" => lstm_text(&device)?,
         "infer" => infer(&device)?,
         "matmul" => matmul(&device)?,
         "loop-overhead" => loop_overhead(&device)?,
@@ -180,6 +184,82 @@ fn cnn_digits(device: &Device) -> Result<Value> {
         "test_accuracy": accuracy,
         "train_seconds": seconds,
         "n_params": n_params,
+    }))
+}
+
+/// SplitMix64 (Steele, Lea & Flood 2014): one step of the generator that
+/// `pytorch_bench.py` writes out too, so both sides draw the same token ids.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// BENCH.md's lstm-text data: `n × len` token ids, each `splitmix64() % vocab` from state
+/// `SEED`, row-major; label = the document's first token mod 2.
+fn lstm_text_data(n: usize, len: usize, vocab: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut state = SEED;
+    let ids: Vec<usize> = (0..n * len)
+        .map(|_| (splitmix64(&mut state) % vocab as u64) as usize)
+        .collect();
+    let labels = (0..n).map(|i| ids[i * len] % 2).collect();
+    (ids, labels)
+}
+
+/// BENCH.md's lstm-text: embedding(10,000, 64) → LSTM(64→128, 1 layer) → last hidden state →
+/// linear 2, SGD (momentum 0.9) lr 0.05, batch 32, 100 steps: one pass over the 3,200
+/// sequences in order (no shuffle), so both sides see the same batches. Reports tokens/s =
+/// 100 · 32 · 64 / training seconds, the epoch's mean training loss and the accuracy on the
+/// 3,200 training sequences after it.
+fn lstm_text(device: &Device) -> Result<Value> {
+    let (n, len, vocab, batch) = (3_200, 64, 10_000, 32);
+    let (ids, labels) = lstm_text_data(n, len, vocab);
+    let ids_sum: usize = ids.iter().sum();
+    let data = TokenData::new(
+        ids,
+        vec![true; n * len],
+        len,
+        Targets::Classes {
+            labels,
+            n_classes: 2,
+        },
+    )?;
+    let encoder = TextSpec::bag(vocab, len, 64)
+        .with_rnn(Cell::Lstm, 128, 1, false)
+        .with_pool(SeqPool::Last);
+    let spec = ModelSpec::new(
+        encoder,
+        HeadSpec::new(&[]),
+        Task::Classification { n_classes: 2 },
+    )
+    .check()?;
+    let n_params = spec.summary().total_params;
+    let mut config = TrainConfig::new(1, batch, 0.05)
+        .with_seed(SEED)
+        .with_progress(Progress::Quiet);
+    config.shuffle = false;
+    let trainer = Trainer::new(config, device);
+    let model = trainer.init(&spec);
+    let start = Instant::now();
+    let fitted = trainer.fit(model, &data, None)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let train_loss = fitted.history.epochs.last().map(|e| e.train_loss);
+    let eval = Trainer::new(TrainConfig::new(1, 256, 0.05), device);
+    let accuracy = eval
+        .evaluate(&fitted.model, &data)?
+        .accuracy()
+        .expect("a classifier");
+    let steps = n / batch;
+    Ok(json!({
+        "tokens_per_s": (steps * batch * len) as f64 / seconds,
+        "train_accuracy": accuracy,
+        "train_loss": train_loss,
+        "train_seconds": seconds,
+        "steps": steps,
+        "n_params": n_params,
+        "ids_sum": ids_sum,
     }))
 }
 

@@ -15,7 +15,7 @@ Environment (kept out of the repository and out of CI):
 Usage:
 
     .venv-ref/bin/python benches/reference/pytorch_bench.py \\
-        --workload {mlp-digits,mlp-wide,cnn-digits,infer,explain-ig,matmul} \\
+        --workload {mlp-digits,mlp-wide,cnn-digits,lstm-text,infer,explain-ig,matmul} \\
         [--data data/digits/digits.csv] [--threads N]
 
 Workloads:
@@ -31,6 +31,13 @@ Workloads:
               global average pool -> linear 10; SGD(lr 0.05, momentum 0.9), batch 32,
               10 epochs, shuffled every epoch (seed 42); reports training samples/s,
               test accuracy, training seconds, n_params.
+  lstm-text   embedding(10,000, 64) -> LSTM(64->128, 1 layer) -> last hidden state -> linear 2
+              on 3,200 x 64 token ids drawn with SplitMix64 from state 42 (id = draw mod
+              10,000, row-major; the Rust side uses the same generator, so both train on the
+              same ids), label = first token mod 2; SGD(lr 0.05, momentum 0.9), batch 32,
+              100 steps = one pass over the 3,200 sequences in order (no shuffle); reports
+              tokens/s = 100 * 32 * 64 / training seconds, the epoch's mean training loss,
+              the accuracy on the 3,200 training sequences after it, n_params, ids_sum.
   infer       the trained mlp-digits model in eval/inference mode: median latency of a
               single [1, 64] call (200 warm-up, 2,000 timed) and throughput of a batch
               of 1,024 (the 360 test samples tiled; 10 warm-up, 50 timed).
@@ -128,6 +135,30 @@ def load_digits(path):
     return x_train, y_train, x_test, y_test
 
 
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    """One SplitMix64 step: returns (new state, output), as `splitmix64` in workloads.rs."""
+    state = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+def lstm_text_data(n=3200, length=64, vocab=10000, seed=SEED):
+    """n x length token ids (SplitMix64 draws mod vocab from state `seed`, row-major) and
+    labels = first token mod 2: the same data as the Rust side."""
+    state, ids = seed, []
+    for _ in range(n * length):
+        state, z = splitmix64(state)
+        ids.append(z % vocab)
+    x = torch.tensor(ids, dtype=torch.int64).reshape(n, length)
+    y = x[:, 0] % 2
+    return x, y
+
+
 def wide_data():
     g = torch.Generator().manual_seed(SEED)
     x = torch.randn(16384, 512, generator=g, dtype=torch.float32)
@@ -166,9 +197,25 @@ def mlp_wide_model():
     )
 
 
-def train(model, x, y, lr, batch, epochs, seed=SEED):
-    """SGD(momentum 0.9) + cross-entropy, shuffled every epoch with a seeded generator,
-    last partial batch kept. Returns (seconds of the epochs loop, samples processed)."""
+class LstmText(nn.Module):
+    """embedding(vocab, 64) -> LSTM(64 -> 128) -> the last time step's hidden state -> linear 2."""
+
+    def __init__(self, vocab=10000, d_embed=64, d_hidden=128, n_classes=2):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, d_embed)
+        self.lstm = nn.LSTM(d_embed, d_hidden, num_layers=1, batch_first=True)
+        self.output = nn.Linear(d_hidden, n_classes)
+
+    def forward(self, ids):
+        out, _ = self.lstm(self.embedding(ids))
+        return self.output(out[:, -1])
+
+
+def train(model, x, y, lr, batch, epochs, seed=SEED, shuffle=True, mean_loss=False):
+    """SGD(momentum 0.9) + cross-entropy, shuffled every epoch with a seeded generator (in
+    order with shuffle=False), last partial batch kept. Returns (seconds of the epochs loop,
+    samples processed, mean training loss of the last epoch), the last only with mean_loss
+    (which sums the batch losses inside the loop, as Sora's trainer does; else None)."""
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()
     g = torch.Generator().manual_seed(seed)
@@ -177,7 +224,8 @@ def train(model, x, y, lr, batch, epochs, seed=SEED):
     samples = 0
     t0 = time.perf_counter()
     for _ in range(epochs):
-        perm = torch.randperm(n, generator=g)
+        perm = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
+        loss_sum = torch.zeros(())
         for start in range(0, n, batch):
             idx = perm[start:start + batch]
             xb, yb = x[idx], y[idx]
@@ -185,10 +233,13 @@ def train(model, x, y, lr, batch, epochs, seed=SEED):
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
+            if mean_loss:
+                loss_sum += loss.detach() * idx.shape[0]
             samples += idx.shape[0]
     seconds = time.perf_counter() - t0
+    epoch_loss = loss_sum.item() / n if mean_loss else None
     log("final batch loss %.4f" % loss.item())
-    return seconds, samples
+    return seconds, samples, epoch_loss
 
 
 def accuracy(model, x, y):
@@ -206,7 +257,7 @@ def trained_digits_model(data_path):
     x_train, y_train, x_test, y_test = load_digits(data_path)
     torch.manual_seed(SEED)  # parameter initialisation
     model = mlp_digits_model()
-    seconds, samples = train(model, x_train, y_train, lr=0.05, batch=32, epochs=20)
+    seconds, samples, _ = train(model, x_train, y_train, lr=0.05, batch=32, epochs=20)
     acc = accuracy(model, x_test, y_test)
     return model, x_test, y_test, seconds, samples, acc
 
@@ -231,7 +282,7 @@ def run_cnn_digits(args):
     x_test = x_test.reshape(-1, 1, 8, 8).contiguous()
     torch.manual_seed(SEED)  # parameter initialisation
     model = cnn_digits_model()
-    seconds, samples = train(model, x_train, y_train, lr=0.05, batch=32, epochs=10)
+    seconds, samples, _ = train(model, x_train, y_train, lr=0.05, batch=32, epochs=10)
     return {
         "samples_per_s": samples / seconds,
         "test_accuracy": accuracy(model, x_test, y_test),
@@ -240,11 +291,30 @@ def run_cnn_digits(args):
     }
 
 
+def run_lstm_text(args):
+    n, length, batch = 3200, 64, 32
+    x, y = lstm_text_data(n, length)
+    torch.manual_seed(SEED)  # parameter initialisation
+    model = LstmText()
+    seconds, samples, epoch_loss = train(model, x, y, lr=0.05, batch=batch, epochs=1,
+                                         shuffle=False, mean_loss=True)
+    steps = n // batch
+    return {
+        "tokens_per_s": steps * batch * length / seconds,
+        "train_accuracy": accuracy(model, x, y),
+        "train_loss": epoch_loss,
+        "train_seconds": seconds,
+        "steps": steps,
+        "n_params": n_params(model),
+        "ids_sum": int(x.sum().item()),
+    }
+
+
 def run_mlp_wide(args):
     x, y = wide_data()
     torch.manual_seed(SEED)
     model = mlp_wide_model()
-    seconds, samples = train(model, x, y, lr=0.01, batch=256, epochs=2)
+    seconds, samples, _ = train(model, x, y, lr=0.01, batch=256, epochs=2)
     params = n_params(model)
     return {
         "samples_per_s": samples / seconds,
@@ -361,6 +431,7 @@ WORKLOADS = {
     "mlp-digits": run_mlp_digits,
     "mlp-wide": run_mlp_wide,
     "cnn-digits": run_cnn_digits,
+    "lstm-text": run_lstm_text,
     "infer": run_infer,
     "explain-ig": run_explain_ig,
     "matmul": run_matmul,
