@@ -182,6 +182,16 @@ fn main() -> Result<()> {
             let title = titles.get(&rec.item).map_or("?", String::as_str);
             println!("  {:>2}. {title} ({:.3})", n + 1, rec.score);
         }
+        if let Some(first) = recs.items.first().filter(|_| !recs.popularity_fallback) {
+            let title = |id: &str| titles.get(id).map_or("?", String::as_str).to_string();
+            println!(
+                "  why {}: the user's rated items closest to it",
+                title(&first.item)
+            );
+            for s in run.recommender.supporting_items(user, &first.item, 3)? {
+                println!("      {} (cosine {:.3})", title(&s.item), s.score);
+            }
+        }
     }
     println!("\ntotal {:.1} s", start.elapsed().as_secs_f64());
     Ok(())

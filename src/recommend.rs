@@ -129,6 +129,15 @@ pub enum RecommendError {
     /// Too little data for the split.
     #[error("{0}")]
     TooFew(String),
+    /// An item id the model never saw.
+    #[error("item {item:?} is not one the model knows")]
+    UnknownItem {
+        /// The id.
+        item: String,
+    },
+    /// The backend could not hand a tensor back.
+    #[error("backend: {0}")]
+    Backend(String),
     /// The model spec failed its check.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -990,6 +999,50 @@ impl Recommender {
                 .collect(),
             popularity_fallback: false,
         })
+    }
+
+    /// The items `user` rated in training that most support recommending `item`: the `k`
+    /// whose learned item vectors are closest to `item`'s (cosine similarity), best first —
+    /// the model scores items by their vectors, so items it places near the recommendation
+    /// and that the user chose are what the recommendation leans on. Empty for an unknown
+    /// user; an unknown item is an error.
+    pub fn supporting_items(&self, user: &str, item: &str, k: usize) -> Result<Vec<Recommended>> {
+        let Some(u) = self.users.get(user) else {
+            return Ok(Vec::new());
+        };
+        let target = self
+            .items
+            .get(item)
+            .ok_or_else(|| RecommendError::UnknownItem {
+                item: item.to_string(),
+            })?;
+        let table = self
+            .model
+            .encoder
+            .item
+            .weight
+            .val()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| RecommendError::Backend(format!("cannot read the item table: {e:?}")))?;
+        let d = table.len() / self.items.len().max(1);
+        let vector = |i: usize| &table[i * d..(i + 1) * d];
+        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+        let t = vector(target);
+        let mut support: Vec<Recommended> = self.seen[u]
+            .iter()
+            .filter(|&&j| j != target)
+            .map(|&j| {
+                let v = vector(j);
+                let dot: f32 = t.iter().zip(v).map(|(a, b)| a * b).sum();
+                Recommended {
+                    item: self.items.name(j).to_string(),
+                    score: dot / (norm(t) * norm(v)),
+                }
+            })
+            .collect();
+        support.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+        support.truncate(k);
+        Ok(support)
     }
 
     /// Probability of interaction for `user` (an index) with each of `items`.

@@ -60,6 +60,28 @@ fn movielens_targets() {
             .unwrap()
             .popularity_fallback
     );
+    // What supports the first recommendation: items the user rated, most similar first.
+    let first = &recs.items[0].item;
+    let support = run.recommender.supporting_items("1", first, 5).unwrap();
+    assert_eq!(support.len(), 5);
+    assert!(support.iter().all(|s| rated.contains(s.item.as_str())));
+    assert!(support.windows(2).all(|w| w[0].score >= w[1].score));
+    assert!(
+        support
+            .iter()
+            .all(|s| (-1.0..=1.0 + 1e-5).contains(&s.score))
+    );
+    assert!(
+        run.recommender
+            .supporting_items("nobody", first, 5)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        run.recommender
+            .supporting_items("1", "no such item", 5)
+            .is_err()
+    );
 }
 
 fn write(text: &str) -> tempfile::NamedTempFile {
