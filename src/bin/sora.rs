@@ -681,19 +681,12 @@ fn train(args: TrainArgs) -> Result<()> {
         sora::tabular::model_spec(&prepared, &config)?.summary()
     );
     let run = sora::tabular::train_prepared(prepared, &config, &device)?;
-    println!(
-        "\nbest epoch {} of {}{}",
+    print_outcome(
         run.fitted.best_epoch,
         run.fitted.history.epochs.len(),
-        if run.fitted.stopped_early {
-            " (stopped early)"
-        } else {
-            ""
-        }
-    );
-    println!(
-        "\ntest metrics:\n{}",
-        format_metrics(&run.test, run.pipeline.classes())
+        run.fitted.stopped_early,
+        &run.test,
+        run.pipeline.classes(),
     );
     run.save(&args.out)?;
     println!("saved {}", args.out.display());
@@ -800,19 +793,12 @@ fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) 
     println!("\n{}\n", spec.summary()?);
     config.spec = Some(spec);
     let run = sora::media::train(&samples, pipeline, &config, device)?;
-    println!(
-        "\nbest epoch {} of {}{}",
+    print_outcome(
         run.best_epoch,
         run.history.epochs.len(),
-        if run.stopped_early {
-            " (stopped early)"
-        } else {
-            ""
-        }
-    );
-    println!(
-        "\ntest metrics:\n{}",
-        format_metrics(&run.test, Some(&run.input.classes))
+        run.stopped_early,
+        &run.test,
+        Some(&run.input.classes),
     );
     run.save(&args.out)?;
     println!("saved {}", args.out.display());
@@ -864,19 +850,12 @@ fn train_text(args: &TrainArgs, column: &str, device: &burn::tensor::Device) -> 
         run.truncated
     );
     println!("\n{}\n", run.spec.check()?.summary());
-    println!(
-        "best epoch {} of {}{}",
+    print_outcome(
         run.best_epoch,
         run.history.epochs.len(),
-        if run.stopped_early {
-            " (stopped early)"
-        } else {
-            ""
-        }
-    );
-    println!(
-        "\ntest metrics:\n{}",
-        format_metrics(&run.test, Some(&run.text.classes))
+        run.stopped_early,
+        &run.test,
+        Some(&run.text.classes),
     );
     run.save(&args.out)?;
     println!("saved {}", args.out.display());
@@ -894,22 +873,27 @@ fn predict_text(
     let model = TextModel::load(model, &device)?;
     let docs = model.load_csv(data, false)?;
     let probabilities = model.predict(&docs.texts)?;
-    let classes = &model.text.classes;
-    let mut text = String::from("row,prediction");
-    for c in classes {
-        text.push_str(&format!(",p_{}", csv_field(c)));
-    }
-    text.push('\n');
-    for (row, p) in probabilities.chunks(classes.len()).enumerate() {
-        // Rows are numbered from 1, the first data row (as for tables).
-        let best = &classes[sora::train::argmax(p)];
-        text.push_str(&format!("{},{}", row + 1, csv_field(best)));
-        for v in p {
-            text.push_str(&format!(",{v:.6}"));
-        }
-        text.push('\n');
-    }
+    // Rows are numbered from 1, the first data row (as for tables).
+    let rows = (1..=docs.len()).map(|r| r.to_string());
+    let text = class_csv("row", rows, &model.text.classes, &probabilities);
     write_output(out, &text, docs.len())
+}
+
+/// The end of a training run: the epoch kept and the test metrics.
+fn print_outcome(
+    best_epoch: usize,
+    epochs: usize,
+    stopped_early: bool,
+    test: &sora::train::Metrics,
+    classes: Option<&[String]>,
+) {
+    let early = if stopped_early {
+        " (stopped early)"
+    } else {
+        ""
+    };
+    println!("\nbest epoch {best_epoch} of {epochs}{early}");
+    println!("\ntest metrics:\n{}", format_metrics(test, classes));
 }
 
 /// Whether `dir` holds an image or audio model (rather than a tabular one).
@@ -1035,25 +1019,39 @@ fn predict_media(
     let model = MediaModel::load(model, &device)?;
     let samples = media_data(&model, data, labels)?;
     let probabilities = model.predict(&samples)?;
-    let classes = &model.input.classes;
-    let mut text = String::from("source,prediction");
+    let text = class_csv(
+        "source",
+        samples.sources.iter().map(|s| csv_field(s)),
+        &model.input.classes,
+        &probabilities,
+    );
+    write_output(out, &text, samples.len())
+}
+
+/// Predictions as CSV: `key,prediction,p_<class>…`, one line per key, from row-major class
+/// probabilities.
+fn class_csv(
+    key: &str,
+    keys: impl Iterator<Item = String>,
+    classes: &[String],
+    probabilities: &[f32],
+) -> String {
+    let mut text = format!("{key},prediction");
     for c in classes {
-        text.push_str(&format!(",p_{c}"));
+        text.push_str(&format!(",{}", csv_field(&format!("p_{c}"))));
     }
     text.push('\n');
-    for (source, p) in samples
-        .sources
-        .iter()
-        .zip(probabilities.chunks(classes.len()))
-    {
-        text.push_str(&csv_field(source));
-        text.push_str(&format!(",{}", csv_field(&classes[sora::train::argmax(p)])));
+    for (key, p) in keys.zip(probabilities.chunks(classes.len())) {
+        text.push_str(&format!(
+            "{key},{}",
+            csv_field(&classes[sora::train::argmax(p)])
+        ));
         for v in p {
             text.push_str(&format!(",{v:.6}"));
         }
         text.push('\n');
     }
-    write_output(out, &text, samples.len())
+    text
 }
 
 /// Quotes a CSV field when it holds a comma, a quote or a line break.
