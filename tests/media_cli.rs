@@ -2,43 +2,14 @@
 //! (generated here, small enough to learn in seconds), and bad media input through the whole
 //! command: a typed message naming the file, exit code 1, no panic, the old model kept.
 
+mod common;
+
+use common::{device, fails, ok};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sora::conv::audio::{Clip, write_wav};
-
-fn sora(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sora"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("the sora binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sora(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sora {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    stdout
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = sora(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "sora {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
-fn device() -> String {
-    std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| "flex".into())
-}
 
 /// 12×12 gray images: class `across` has a bright horizontal bar, class `down` a vertical
 /// one, at a random position, over noise.

@@ -2,42 +2,12 @@
 //! whole command: a typed message naming file and row/column, exit code 1, no panic, and an
 //! existing model directory left untouched.
 
+mod common;
+
+use common::{device, fails, ok, sora};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn sora(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sora"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SORA_TEST", "1")
-        .output()
-        .expect("the sora binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sora(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sora {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    stdout
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = sora(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "sora {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
 
 const HEART: &str = "data/heart_cleveland/heart_cleveland.csv";
-
-fn device() -> String {
-    std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| "flex".into())
-}
 
 fn train_heart(out: &Path) -> String {
     let out = out.to_str().unwrap();

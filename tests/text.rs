@@ -9,21 +9,19 @@
 #[allow(dead_code)] // the example's `main` and argument parsing
 mod sms_spam;
 
+mod common;
+
+use common::{device, fails, ok};
 use std::path::Path;
-use std::process::{Command, Output};
 
 use sora::text::tokenize::{Tokenizer, Vocabulary};
 use sora::textclf::{TextData, TextJobError, TextModel, load_csv, tfidf_logistic};
 use sora::train::{Metrics, Progress};
 
-fn device_name() -> String {
-    std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| "flex".into())
-}
-
 #[test]
 fn sms_spam_reaches_its_targets_and_round_trips() {
     let options = sms_spam::Options {
-        device: device_name(),
+        device: device(),
         progress: Progress::Quiet,
         ..sms_spam::Options::default()
     };
@@ -97,34 +95,6 @@ fn tfidf_reference_separates_separable_text() {
     assert_eq!(tfidf_logistic(&train, &test, 2, 1.0).unwrap(), [1, 0, 1]);
 }
 
-fn sora(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sora"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("SORA_TEST", "1")
-        .output()
-        .expect("the sora binary runs")
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sora(args);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "sora {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    stdout
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = sora(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(1), "sora {args:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
 /// 200 short reviews: positive ones use words of one set, negative ones of another, with
 /// shared filler words, in a fixed pseudo-random order.
 fn reviews_csv(path: &Path) {
@@ -163,7 +133,7 @@ fn cli_trains_evaluates_and_predicts_text() {
     reviews_csv(&csv);
     let model = dir.path().join("model");
     let (csv_s, model_s) = (csv.to_str().unwrap(), model.to_str().unwrap());
-    let device = device_name();
+    let device = device();
     let stdout = ok(&[
         "train",
         "--data",

@@ -1,0 +1,40 @@
+//! Running the `sora` program from the integration tests.
+
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+
+/// Runs `sora` with `args` in the repository root.
+pub fn sora(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sora"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("the sora binary runs")
+}
+
+/// Runs `sora`, asserts it succeeds, returns its standard output.
+pub fn ok(args: &[&str]) -> String {
+    let out = sora(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "sora {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    stdout
+}
+
+/// Runs `sora`, asserts it exits with 1 and no panic, returns its standard error.
+pub fn fails(args: &[&str]) -> String {
+    let out = sora(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "sora {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// The device the tests run on: `SORA_TEST_DEVICE`, flex by default.
+pub fn device() -> String {
+    std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| "flex".into())
+}
