@@ -71,7 +71,7 @@ pub fn run(
         ratings.range.min,
         ratings.range.max
     );
-    let ratings_report = fit_ratings(&ratings, config, device)?;
+    let (ratings_report, _) = fit_ratings(&ratings, config, device)?;
     let (ranking, recommender) = fit_ranking(&ratings, config, device)?;
     Ok(Run {
         ratings: ratings_report,

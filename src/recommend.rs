@@ -40,7 +40,8 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sora_core::{HeadSpec, Model, ModelSpec, SpecError, Task};
+use serde::{Deserialize, Serialize};
+use sora_core::{CheckedSpec, HeadSpec, Model, ModelSpec, SpecError, Task};
 use sora_data::{DataError, Table};
 use sora_text::recommend::{Interaction, Pairs, RatingsEncoder, RatingsSpec};
 use sora_train::{OptimizerConfig, Progress, Targets, TrainConfig, TrainData, TrainError, Trainer};
@@ -138,6 +139,17 @@ pub enum RecommendError {
     /// The backend could not hand a tensor back.
     #[error("backend: {0}")]
     Backend(String),
+    /// A model directory is not a recommender's, or its files disagree.
+    #[error("{dir}: {message}")]
+    ModelDir {
+        /// The directory.
+        dir: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Weights could not be written or read.
+    #[error(transparent)]
+    Weights(#[from] sora_core::WeightsError),
     /// The model spec failed its check.
     #[error(transparent)]
     Spec(#[from] SpecError),
@@ -150,7 +162,7 @@ pub enum RecommendError {
 pub type Result<T, E = RecommendError> = std::result::Result<T, E>;
 
 /// The allowed ratings, inclusive (`0.5-5`, `0.5..5` or `0.5,5` as text).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RatingRange {
     /// Lowest rating.
     pub min: f32,
@@ -189,8 +201,10 @@ impl FromStr for RatingRange {
     }
 }
 
-const USER_NAMES: &[&str] = &["user", "user_id", "userId", "userid"];
-const ITEM_NAMES: &[&str] = &["item", "item_id", "itemId", "movieId", "movie_id"];
+/// Names accepted for the user column.
+pub const USER_COLUMNS: &[&str] = &["user", "user_id", "userId", "userid"];
+/// Names accepted for the item column.
+pub const ITEM_COLUMNS: &[&str] = &["item", "item_id", "itemId", "movieId", "movie_id"];
 const RATING_NAMES: &[&str] = &["rating", "score"];
 const TIME_NAMES: &[&str] = &["timestamp", "time"];
 
@@ -235,8 +249,8 @@ impl Ratings {
                 })
         };
         let (cu, ci, cr) = (
-            find("user", USER_NAMES)?,
-            find("item", ITEM_NAMES)?,
+            find("user", USER_COLUMNS)?,
+            find("item", ITEM_COLUMNS)?,
             find("rating", RATING_NAMES)?,
         );
         let ct = TIME_NAMES.iter().find_map(|n| table.column_index(n));
@@ -405,6 +419,22 @@ impl IdIndex {
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }
+
+    /// The ids, by index.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// The index of ids given in index order (as [`names`](Self::names) returns them);
+    /// `None` when an id repeats.
+    pub fn from_names(names: Vec<String>) -> Option<Self> {
+        let index: HashMap<String, usize> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        (index.len() == names.len()).then_some(Self { names, index })
+    }
 }
 
 /// (user, item) pairs with targets: the training data of recommendation models.
@@ -461,7 +491,7 @@ impl TrainData for PairData {
 }
 
 /// The damped user + item bias baseline.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BiasBaseline {
     /// Mean training rating.
     pub mean: f32,
@@ -518,7 +548,7 @@ impl BiasBaseline {
 }
 
 /// RMSE and MAE of predictions.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ErrorScores {
     /// Root mean squared error.
     pub rmse: f64,
@@ -732,7 +762,7 @@ pub fn fit_ratings(
     ratings: &Ratings,
     config: &RecommendConfig,
     device: &Device,
-) -> Result<RatingsReport> {
+) -> Result<(RatingsReport, RatingModel)> {
     fraction("test_fraction", config.test_fraction)?;
     fraction("valid_fraction", config.valid_fraction)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -801,7 +831,7 @@ pub fn fit_ratings(
         .with_early_stopping(config.patience, 0.0)
         .with_seed(config.seed)
         .with_progress(config.progress);
-    let trainer = Trainer::new(train_config, device);
+    let trainer = Trainer::new(train_config.clone(), device);
     let mut model = trainer.init(&spec);
     model.encoder = model
         .encoder
@@ -859,7 +889,15 @@ pub fn fit_ratings(
         .map(|&(u, i)| clamp(full.predict(u, i)))
         .collect();
     let mean_pred = vec![full.mean; test.len()];
-    Ok(RatingsReport {
+    let mut rated = vec![Vec::new(); nu];
+    for (&u, &i) in tu.iter().zip(&ti) {
+        rated[u].push(i);
+    }
+    for list in &mut rated {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let report = RatingsReport {
         n_train: fit.len(),
         n_valid: valid.len(),
         n_test: test.len(),
@@ -872,11 +910,258 @@ pub fn fit_ratings(
         valid_rmse,
         summary: spec.summary().clone(),
         seconds,
-    })
+    };
+    let model = RatingModel {
+        spec,
+        model: fitted.model,
+        users,
+        items,
+        rated,
+        baseline: full,
+        range: ratings.range,
+        train_config,
+        device: device.clone().without_autodiff(),
+    };
+    Ok((report, model))
+}
+
+/// A predicted rating.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatingPrediction {
+    /// The rating, clipped to the model's range.
+    pub value: f32,
+    /// `true` when the user or the item never occurred in training, so the value is the
+    /// bias baseline's (global mean plus the known side's bias).
+    pub fallback: bool,
+}
+
+/// A trained rating model (biased matrix factorisation) with its ids and bias baseline.
+#[derive(Debug)]
+pub struct RatingModel {
+    spec: CheckedSpec<RatingsSpec>,
+    model: Model<RatingsEncoder>,
+    users: IdIndex,
+    items: IdIndex,
+    /// Items each user rated in training, sorted, by index.
+    rated: Vec<Vec<usize>>,
+    baseline: BiasBaseline,
+    range: RatingRange,
+    train_config: TrainConfig,
+    device: Device,
+}
+
+impl RatingModel {
+    /// The declared (or observed) rating range; predictions are clipped to it.
+    pub fn range(&self) -> RatingRange {
+        self.range
+    }
+
+    /// The damped bias baseline fitted on the training part.
+    pub fn baseline(&self) -> &BiasBaseline {
+        &self.baseline
+    }
+
+    /// Predicted ratings of `(user, item)` pairs: known pairs through the model, pairs with
+    /// an unknown user or item through the bias baseline (flagged `fallback`).
+    pub fn predict(&self, pairs: &[(&str, &str)]) -> Result<Vec<RatingPrediction>> {
+        let ids: Vec<(Option<usize>, Option<usize>)> = pairs
+            .iter()
+            .map(|(u, i)| (self.users.get(u), self.items.get(i)))
+            .collect();
+        let clamp = |p: f32| p.clamp(self.range.min, self.range.max);
+        let mut out: Vec<RatingPrediction> = ids
+            .iter()
+            .map(|&(u, i)| RatingPrediction {
+                value: clamp(self.baseline.predict(u, i)),
+                fallback: true,
+            })
+            .collect();
+        let known: Vec<(usize, usize, usize)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &(u, i))| Some((k, u?, i?)))
+            .collect();
+        if known.is_empty() {
+            return Ok(out);
+        }
+        let data = PairData::new(
+            known.iter().map(|&(_, u, _)| u).collect(),
+            known.iter().map(|&(_, _, i)| i).collect(),
+            Targets::Values {
+                values: vec![0.0; known.len()],
+                d: 1,
+            },
+        )?;
+        let values = sora_train::predict(&self.model, &data, 4096, &self.device)?;
+        for (&(k, _, _), &v) in known.iter().zip(&values) {
+            out[k] = RatingPrediction {
+                value: clamp(v),
+                fallback: false,
+            };
+        }
+        Ok(out)
+    }
+
+    /// Scores a labelled set of ratings: the model (unknown pairs through the baseline,
+    /// counted), the bias baseline and the global mean, like the test part of
+    /// [`fit_ratings`].
+    pub fn evaluate(&self, ratings: &Ratings) -> Result<RatingsEvaluation> {
+        let pairs: Vec<(&str, &str)> = ratings
+            .users
+            .iter()
+            .zip(&ratings.items)
+            .map(|(u, i)| (u.as_str(), i.as_str()))
+            .collect();
+        let predicted = self.predict(&pairs)?;
+        let model: Vec<f32> = predicted.iter().map(|p| p.value).collect();
+        let clamp = |p: f32| p.clamp(self.range.min, self.range.max);
+        let bias: Vec<f32> = pairs
+            .iter()
+            .map(|(u, i)| clamp(self.baseline.predict(self.users.get(u), self.items.get(i))))
+            .collect();
+        let mean = vec![clamp(self.baseline.mean); pairs.len()];
+        Ok(RatingsEvaluation {
+            n: pairs.len(),
+            n_fallback: predicted.iter().filter(|p| p.fallback).count(),
+            model: ErrorScores::compute(&model, &ratings.ratings),
+            bias: ErrorScores::compute(&bias, &ratings.ratings),
+            global_mean: ErrorScores::compute(&mean, &ratings.ratings),
+        })
+    }
+
+    /// The items `user` rated in training whose learned vectors lie closest to `item`'s
+    /// (see [`Recommender::supporting_items`]).
+    pub fn supporting_items(&self, user: &str, item: &str, k: usize) -> Result<Vec<Recommended>> {
+        let Some(u) = self.users.get(user) else {
+            return Ok(Vec::new());
+        };
+        supporting(
+            &self.model,
+            &self.items,
+            self.rated[u].iter().copied(),
+            item,
+            k,
+        )
+    }
+
+    /// The `n` unrated items with the highest predicted rating for `user`; an unknown user
+    /// gets the most rated items (`popularity_fallback`, scored by their share of users).
+    pub fn recommend(&self, user: &str, n: usize) -> Result<Recommendations> {
+        let Some(u) = self.users.get(user) else {
+            let mut count = vec![0usize; self.items.len()];
+            for list in &self.rated {
+                for &i in list {
+                    count[i] += 1;
+                }
+            }
+            return Ok(popular(&self.items, &count, self.users.len(), n));
+        };
+        let candidates: Vec<usize> = (0..self.items.len())
+            .filter(|i| self.rated[u].binary_search(i).is_err())
+            .collect();
+        let data = PairData::new(
+            vec![u; candidates.len()],
+            candidates.clone(),
+            Targets::Values {
+                values: vec![0.0; candidates.len()],
+                d: 1,
+            },
+        )?;
+        let scores = sora_train::predict(&self.model, &data, 4096, &self.device)?;
+        Ok(top_n(&self.items, &candidates, &scores, n))
+    }
+}
+
+/// The items among `history` whose learned vectors (the model's item table) lie closest to
+/// `item`'s, by cosine similarity, best first.
+fn supporting(
+    model: &Model<RatingsEncoder>,
+    items: &IdIndex,
+    history: impl Iterator<Item = usize>,
+    item: &str,
+    k: usize,
+) -> Result<Vec<Recommended>> {
+    let target = items.get(item).ok_or_else(|| RecommendError::UnknownItem {
+        item: item.to_string(),
+    })?;
+    let table = model
+        .encoder
+        .item
+        .weight
+        .val()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| RecommendError::Backend(format!("cannot read the item table: {e:?}")))?;
+    let d = table.len() / items.len().max(1);
+    let vector = |i: usize| &table[i * d..(i + 1) * d];
+    let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+    let t = vector(target);
+    let mut support: Vec<Recommended> = history
+        .filter(|&j| j != target)
+        .map(|j| {
+            let v = vector(j);
+            let dot: f32 = t.iter().zip(v).map(|(a, b)| a * b).sum();
+            Recommended {
+                item: items.name(j).to_string(),
+                score: dot / (norm(t) * norm(v)),
+            }
+        })
+        .collect();
+    support.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
+    support.truncate(k);
+    Ok(support)
+}
+
+/// A saved rating model scored on a labelled set ([`RatingModel::evaluate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RatingsEvaluation {
+    /// Ratings scored.
+    pub n: usize,
+    /// Of which predicted by the bias baseline (unknown user or item).
+    pub n_fallback: usize,
+    /// The model's scores.
+    pub model: ErrorScores,
+    /// The damped bias baseline's scores.
+    pub bias: ErrorScores,
+    /// The global mean's scores.
+    pub global_mean: ErrorScores,
+}
+
+/// The `n` items with the most interactions, scored by their share of `n_users`.
+fn popular(items: &IdIndex, count: &[usize], n_users: usize, n: usize) -> Recommendations {
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| count[b].cmp(&count[a]).then(a.cmp(&b)));
+    Recommendations {
+        items: order
+            .into_iter()
+            .take(n)
+            .map(|i| Recommended {
+                item: items.name(i).to_string(),
+                score: count[i] as f32 / n_users.max(1) as f32,
+            })
+            .collect(),
+        popularity_fallback: true,
+    }
+}
+
+/// The `n` best-scored `candidates` (ties by index).
+fn top_n(items: &IdIndex, candidates: &[usize], scores: &[f32], n: usize) -> Recommendations {
+    let mut order: Vec<usize> = (0..candidates.len()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
+    Recommendations {
+        items: order
+            .into_iter()
+            .take(n)
+            .map(|k| Recommended {
+                item: items.name(candidates[k]).to_string(),
+                score: scores[k],
+            })
+            .collect(),
+        popularity_fallback: false,
+    }
 }
 
 /// Ranking quality: hit rate and NDCG at `k`.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RankScores {
     /// Share of users whose held-out item ranks in the top `k`.
     pub hit_rate: f64,
@@ -954,6 +1239,7 @@ pub struct Recommendations {
 /// A trained ranking model with what it needs to recommend.
 #[derive(Debug)]
 pub struct Recommender {
+    spec: CheckedSpec<RatingsSpec>,
     model: Model<RatingsEncoder>,
     users: IdIndex,
     items: IdIndex,
@@ -968,37 +1254,18 @@ impl Recommender {
     /// user gets the `n` most popular items (`popularity_fallback`).
     pub fn predict(&self, user: &str, n: usize) -> Result<Recommendations> {
         let Some(u) = self.users.get(user) else {
-            let mut order: Vec<usize> = (0..self.items.len()).collect();
-            order.sort_by(|&a, &b| self.popularity[b].cmp(&self.popularity[a]).then(a.cmp(&b)));
-            return Ok(Recommendations {
-                items: order
-                    .into_iter()
-                    .take(n)
-                    .map(|i| Recommended {
-                        item: self.items.name(i).to_string(),
-                        score: self.popularity[i] as f32 / self.n_users_total.max(1) as f32,
-                    })
-                    .collect(),
-                popularity_fallback: true,
-            });
+            return Ok(popular(
+                &self.items,
+                &self.popularity,
+                self.n_users_total,
+                n,
+            ));
         };
         let candidates: Vec<usize> = (0..self.items.len())
             .filter(|i| !self.seen[u].contains(i))
             .collect();
         let scores = self.scores(u, &candidates)?;
-        let mut order: Vec<usize> = (0..candidates.len()).collect();
-        order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
-        Ok(Recommendations {
-            items: order
-                .into_iter()
-                .take(n)
-                .map(|k| Recommended {
-                    item: self.items.name(candidates[k]).to_string(),
-                    score: scores[k],
-                })
-                .collect(),
-            popularity_fallback: false,
-        })
+        Ok(top_n(&self.items, &candidates, &scores, n))
     }
 
     /// The items `user` rated in training that most support recommending `item`: the `k`
@@ -1010,39 +1277,13 @@ impl Recommender {
         let Some(u) = self.users.get(user) else {
             return Ok(Vec::new());
         };
-        let target = self
-            .items
-            .get(item)
-            .ok_or_else(|| RecommendError::UnknownItem {
-                item: item.to_string(),
-            })?;
-        let table = self
-            .model
-            .encoder
-            .item
-            .weight
-            .val()
-            .try_into_vec_as::<f32>()
-            .map_err(|e| RecommendError::Backend(format!("cannot read the item table: {e:?}")))?;
-        let d = table.len() / self.items.len().max(1);
-        let vector = |i: usize| &table[i * d..(i + 1) * d];
-        let norm = |v: &[f32]| v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
-        let t = vector(target);
-        let mut support: Vec<Recommended> = self.seen[u]
-            .iter()
-            .filter(|&&j| j != target)
-            .map(|&j| {
-                let v = vector(j);
-                let dot: f32 = t.iter().zip(v).map(|(a, b)| a * b).sum();
-                Recommended {
-                    item: self.items.name(j).to_string(),
-                    score: dot / (norm(t) * norm(v)),
-                }
-            })
-            .collect();
-        support.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.item.cmp(&b.item)));
-        support.truncate(k);
-        Ok(support)
+        supporting(
+            &self.model,
+            &self.items,
+            self.seen[u].iter().copied(),
+            item,
+            k,
+        )
     }
 
     /// Probability of interaction for `user` (an index) with each of `items`.
@@ -1171,6 +1412,7 @@ pub fn fit_ranking(
     let fitted = trainer.fit(trainer.init(&spec), &fit_data, Some(&valid_data))?;
     let seconds = start.elapsed().as_secs_f64();
     let recommender = Recommender {
+        spec: spec.clone(),
         model: fitted.model,
         users,
         items,
@@ -1228,6 +1470,297 @@ pub fn fit_ranking(
         seconds,
     };
     Ok((report, recommender))
+}
+
+/// The file of a recommender's model directory that holds its ids, histories, baselines
+/// and test scores (its presence marks the directory as a recommender's).
+pub const RECOMMENDER_FILE: &str = "recommender.json";
+/// The ranking model's spec inside a recommender's model directory.
+pub const RANKING_SPEC_FILE: &str = "ranking_spec.json";
+/// The ranking model's weights inside a recommender's model directory.
+pub const RANKING_WEIGHTS_FILE: &str = "ranking.safetensors";
+
+/// What the saved models scored on the test part when they were trained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestScores {
+    /// The rating model on the held-out ratings, beside its baselines.
+    pub ratings: RatingsEvaluation,
+    /// The ranking model on each user's last interaction, beside popularity.
+    pub ranking: Option<RankingTest>,
+}
+
+/// The ranking model's leave-last-out test scores.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RankingTest {
+    /// The cut-off.
+    pub k: usize,
+    /// Users evaluated.
+    pub n_users: usize,
+    /// The model's HR@k and NDCG@k.
+    pub model: RankScores,
+    /// The popularity ranking's.
+    pub popularity: RankScores,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedRecommender {
+    range: RatingRange,
+    users: Vec<String>,
+    items: Vec<String>,
+    rated: Vec<Vec<usize>>,
+    baseline: BiasBaseline,
+    test: TestScores,
+    ranking: Option<SavedRanking>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct SavedRanking {
+    users: Vec<String>,
+    items: Vec<String>,
+    seen: Vec<Vec<usize>>,
+    popularity: Vec<usize>,
+    n_users_total: usize,
+}
+
+/// A recommender as the `sora` program trains, saves and loads it: the rating model and,
+/// when the ratings have timestamps, the ranking model.
+///
+/// The model directory is a rating model's [`ModelDir`](sora_train::ModelDir) (`spec.json`,
+/// `model.safetensors`, `train.json`) plus [`RECOMMENDER_FILE`] and, with a ranking model,
+/// [`RANKING_SPEC_FILE`] and [`RANKING_WEIGHTS_FILE`]; an existing directory is replaced only
+/// once everything has been written.
+#[derive(Debug)]
+pub struct RecommenderModel {
+    /// Predicts ratings; ranks items when there is no ranking model.
+    pub rating: RatingModel,
+    /// Ranks unseen items by probability of interaction.
+    pub ranking: Option<Recommender>,
+    /// Test scores at training time.
+    pub test: TestScores,
+}
+
+/// Trains what [`RecommenderModel`] holds: [`fit_ratings`], then [`fit_ranking`] when the
+/// ratings have timestamps.
+pub fn train(
+    ratings: &Ratings,
+    config: &RecommendConfig,
+    device: &Device,
+) -> Result<(RatingsReport, Option<RankingReport>, RecommenderModel)> {
+    let (report, rating) = fit_ratings(ratings, config, device)?;
+    let (ranking_report, ranking) = match ratings.timestamps {
+        Some(_) => {
+            let (r, m) = fit_ranking(ratings, config, device)?;
+            (Some(r), Some(m))
+        }
+        None => (None, None),
+    };
+    let test = TestScores {
+        ratings: RatingsEvaluation {
+            n: report.n_test,
+            n_fallback: report.n_fallback,
+            model: report.model,
+            bias: report.bias,
+            global_mean: report.global_mean,
+        },
+        ranking: ranking_report.as_ref().map(|r| RankingTest {
+            k: r.k,
+            n_users: r.n_users_tested,
+            model: r.model,
+            popularity: r.popularity,
+        }),
+    };
+    let model = RecommenderModel {
+        rating,
+        ranking,
+        test,
+    };
+    Ok((report, ranking_report, model))
+}
+
+impl RecommenderModel {
+    /// Whether `dir` holds a recommender (it has [`RECOMMENDER_FILE`]).
+    pub fn is_recommender_model(dir: &Path) -> bool {
+        dir.join(RECOMMENDER_FILE).is_file()
+    }
+
+    /// The `n` best unseen items for `user`: by the ranking model when there is one, else by
+    /// predicted rating; an unknown user gets the most popular items.
+    pub fn recommend(&self, user: &str, n: usize) -> Result<Recommendations> {
+        match &self.ranking {
+            Some(r) => r.predict(user, n),
+            None => self.rating.recommend(user, n),
+        }
+    }
+
+    /// The items `user` chose that most support recommending `item` (see
+    /// [`Recommender::supporting_items`]), from the model that ranks.
+    pub fn supporting_items(&self, user: &str, item: &str, k: usize) -> Result<Vec<Recommended>> {
+        match &self.ranking {
+            Some(r) => r.supporting_items(user, item, k),
+            None => self.rating.supporting_items(user, item, k),
+        }
+    }
+
+    /// Saves the model directory (see the type's documentation).
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        let r = &self.rating;
+        let saved = SavedRecommender {
+            range: r.range,
+            users: r.users.names().to_vec(),
+            items: r.items.names().to_vec(),
+            rated: r.rated.clone(),
+            baseline: r.baseline.clone(),
+            test: self.test.clone(),
+            ranking: self.ranking.as_ref().map(|k| SavedRanking {
+                users: k.users.names().to_vec(),
+                items: k.items.names().to_vec(),
+                seen: k
+                    .seen
+                    .iter()
+                    .map(|s| {
+                        let mut v: Vec<usize> = s.iter().copied().collect();
+                        v.sort_unstable();
+                        v
+                    })
+                    .collect(),
+                popularity: k.popularity.clone(),
+                n_users_total: k.n_users_total,
+            }),
+        };
+        let mut extra = vec![(
+            RECOMMENDER_FILE,
+            serde_json::to_vec(&saved).expect("plain data serialises to JSON"),
+        )];
+        if let Some(k) = &self.ranking {
+            extra.push((
+                RANKING_SPEC_FILE,
+                k.spec.spec().to_json_string().into_bytes(),
+            ));
+            extra.push((
+                RANKING_WEIGHTS_FILE,
+                sora_core::weights::to_safetensors_bytes(&k.model)?,
+            ));
+        }
+        sora_train::ModelDir::new(dir).save(
+            &r.spec,
+            &r.model,
+            &r.train_config,
+            None,
+            None,
+            &extra,
+        )?;
+        Ok(())
+    }
+
+    /// Reads a model directory written by [`save`](Self::save), checking that its files
+    /// agree (id counts against the specs' table sizes).
+    pub fn load(dir: &Path, device: &Device) -> Result<Self> {
+        let model_dir = sora_train::ModelDir::new(dir);
+        let bad = |message: String| RecommendError::ModelDir {
+            dir: dir.display().to_string(),
+            message,
+        };
+        let saved: SavedRecommender = model_dir
+            .read_json(RECOMMENDER_FILE)?
+            .ok_or_else(|| bad(format!("no {RECOMMENDER_FILE}: not a recommender")))?;
+        let loaded = model_dir.load::<RatingsSpec>(device)?;
+        let ids = |names: Vec<String>, what: &str| {
+            IdIndex::from_names(names).ok_or_else(|| bad(format!("{what} ids repeat")))
+        };
+        let fits = |spec: &RatingsSpec, users: &IdIndex, items: &IdIndex, rows: usize| {
+            if spec.n_users as usize != users.len() || spec.n_items as usize != items.len() {
+                return Err(bad(format!(
+                    "the spec takes {} users and {} items, {RECOMMENDER_FILE} lists {} and {}",
+                    spec.n_users,
+                    spec.n_items,
+                    users.len(),
+                    items.len()
+                )));
+            }
+            if rows != users.len() {
+                return Err(bad(format!(
+                    "{RECOMMENDER_FILE}: {rows} item histories for {} users",
+                    users.len()
+                )));
+            }
+            Ok(())
+        };
+        let in_range = |lists: &[Vec<usize>], n: usize| {
+            if lists.iter().flatten().any(|&i| i >= n) {
+                return Err(bad(format!(
+                    "{RECOMMENDER_FILE}: an item history names an item beyond the {n} known"
+                )));
+            }
+            Ok(())
+        };
+        let (users, items) = (ids(saved.users, "user")?, ids(saved.items, "item")?);
+        fits(
+            &loaded.spec.spec().encoder,
+            &users,
+            &items,
+            saved.rated.len(),
+        )?;
+        in_range(&saved.rated, items.len())?;
+        if saved.baseline.user.len() != users.len() || saved.baseline.item.len() != items.len() {
+            return Err(bad(format!(
+                "{RECOMMENDER_FILE}: the baseline's sizes disagree"
+            )));
+        }
+        let device = device.clone().without_autodiff();
+        let rating = RatingModel {
+            spec: loaded.spec,
+            model: loaded.model,
+            users,
+            items,
+            rated: saved.rated,
+            baseline: saved.baseline,
+            range: saved.range,
+            train_config: loaded
+                .train_config
+                .unwrap_or_else(|| TrainConfig::new(1, 1, 1e-3)),
+            device: device.clone(),
+        };
+        let ranking = match saved.ranking {
+            None => None,
+            Some(k) => {
+                let spec =
+                    ModelSpec::<RatingsSpec>::from_file(dir.join(RANKING_SPEC_FILE))?.check()?;
+                let model = sora_core::weights::load_safetensors(
+                    spec.init(&device),
+                    &dir.join(RANKING_WEIGHTS_FILE),
+                )?;
+                let (users, items) = (ids(k.users, "ranking user")?, ids(k.items, "ranking item")?);
+                fits(&spec.spec().encoder, &users, &items, k.seen.len())?;
+                in_range(&k.seen, items.len())?;
+                if k.popularity.len() != items.len() {
+                    return Err(bad(format!(
+                        "{RECOMMENDER_FILE}: popularity of {} items for {} items",
+                        k.popularity.len(),
+                        items.len()
+                    )));
+                }
+                Some(Recommender {
+                    spec,
+                    model,
+                    users,
+                    items,
+                    seen: k
+                        .seen
+                        .into_iter()
+                        .map(|v| v.into_iter().collect())
+                        .collect(),
+                    popularity: k.popularity,
+                    n_users_total: k.n_users_total,
+                    device: device.clone(),
+                })
+            }
+        };
+        Ok(Self {
+            rating,
+            ranking,
+            test: saved.test,
+        })
+    }
 }
 
 #[cfg(test)]

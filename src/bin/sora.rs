@@ -11,6 +11,7 @@ use sora::core::{IdentitySpec, ModelSpec, SpecLimits};
 use sora::data::{ColumnKind, Impute, Table, TargetRule, infer_schema};
 use sora::device::{DeviceChoice, compiled_backends};
 use sora::media::{MediaModel, Source};
+use sora::recommend::{Ratings, RecommenderModel};
 use sora::tabular::{ClassWeights, TabularConfig, TabularModel, format_metrics};
 use sora::textclf::TextModel;
 use sora::train::{OptimizerConfig, Progress, TrainConfig};
@@ -58,15 +59,23 @@ enum Command {
         #[arg(long, default_value = "flex")]
         device: String,
     },
-    /// Predict the rows of a CSV file, or images or clips, with a saved model.
+    /// Predict the rows of a CSV file, or images or clips, with a saved model; for a
+    /// recommender, the top items of users (`--user`) or the ratings of `user,item` rows.
     Predict {
         /// The model directory.
         #[arg(long)]
         model: PathBuf,
         /// The data: a CSV file (the target column may be absent), one image or WAV file, a
-        /// class-folder tree, or an IDX images file.
-        #[arg(long)]
-        data: PathBuf,
+        /// class-folder tree, or an IDX images file; for a recommender, a CSV file of
+        /// `user,item` pairs to predict the ratings of.
+        #[arg(long, required_unless_present = "user")]
+        data: Option<PathBuf>,
+        /// Recommenders: the users to recommend items to, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        user: Vec<String>,
+        /// Recommenders: items per user.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
         /// The IDX labels file of an IDX images file (optional).
         #[arg(long)]
         labels: Option<PathBuf>,
@@ -273,6 +282,14 @@ fn run(cli: Cli) -> Result<()> {
             device,
         } => {
             let device = sora::device::device(&device)?;
+            if RecommenderModel::is_recommender_model(&model) {
+                let model = RecommenderModel::load(&model, &device)?;
+                let ratings = Ratings::read_csv(&data, Some(model.rating.range()))?;
+                let scores = model.rating.evaluate(&ratings)?;
+                println!("{}: {} ratings", data.display(), ratings.len());
+                print_rating_scores(&scores);
+                return Ok(());
+            }
             if TextModel::is_text_model(&model) {
                 let model = TextModel::load(&model, &device)?;
                 let docs = model.load_csv(&data, true)?;
@@ -301,10 +318,29 @@ fn run(cli: Cli) -> Result<()> {
         Command::Predict {
             model,
             data,
+            user,
+            top,
             labels,
             out,
             device,
         } => {
+            if RecommenderModel::is_recommender_model(&model) {
+                return predict_ratings(
+                    &model,
+                    data.as_deref(),
+                    &user,
+                    top,
+                    out.as_deref(),
+                    &device,
+                );
+            }
+            anyhow::ensure!(
+                user.is_empty(),
+                "--user: {} is not a recommender (no {})",
+                model.display(),
+                sora::recommend::RECOMMENDER_FILE
+            );
+            let data = data.ok_or_else(|| anyhow::anyhow!("--data: the data to predict"))?;
             if TextModel::is_text_model(&model) {
                 return predict_text(&model, &data, out.as_deref(), &device);
             }
@@ -377,6 +413,8 @@ struct TrainArgs {
     media: MediaArgs,
     #[command(flatten)]
     text: TextArgs,
+    #[command(flatten)]
+    ratings: RatingsArgs,
     /// Make the target binary: class 1 when its number is above this value, 0 otherwise.
     #[arg(long)]
     target_above: Option<f64>,
@@ -451,6 +489,19 @@ struct TrainArgs {
     /// Progress display: auto, bar, plain, quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
+}
+
+/// Options of `sora train` for ratings.
+#[derive(Debug, clap::Args)]
+struct RatingsArgs {
+    /// Ratings: the CSV holds `user,item,rating[,timestamp]` rows; train a rating model
+    /// (biased matrix factorisation) and, when there are timestamps, a top-N ranker.
+    #[arg(long, conflicts_with = "text")]
+    ratings: bool,
+    /// Ratings: the declared range `MIN-MAX` (e.g. `0.5-5`); a rating outside it is an error
+    /// naming its line [default: the data's minimum and maximum].
+    #[arg(long, requires = "ratings")]
+    rating_range: Option<String>,
 }
 
 /// Options of `sora train` for text.
@@ -569,15 +620,7 @@ fn train_config(
             other => anyhow::bail!("--optimizer: expected sgd, adam or adamw, found {other:?}"),
         },
     )
-    .with_progress(match args.progress.as_str() {
-        "auto" => Progress::Auto,
-        "bar" => Progress::Bar,
-        "plain" => Progress::Plain,
-        "quiet" => Progress::Quiet,
-        other => {
-            anyhow::bail!("--progress: expected auto, bar, plain or quiet, found {other:?}")
-        }
-    });
+    .with_progress(progress(&args.progress)?);
     let patience = args.patience.unwrap_or(default_patience);
     if patience > 0 {
         train = train.with_early_stopping(patience, sora::tabular::EARLY_STOPPING_MIN_DELTA);
@@ -585,8 +628,21 @@ fn train_config(
     Ok(train)
 }
 
+fn progress(name: &str) -> Result<Progress> {
+    Ok(match name {
+        "auto" => Progress::Auto,
+        "bar" => Progress::Bar,
+        "plain" => Progress::Plain,
+        "quiet" => Progress::Quiet,
+        other => anyhow::bail!("--progress: expected auto, bar, plain or quiet, found {other:?}"),
+    })
+}
+
 fn train(args: TrainArgs) -> Result<()> {
     let device = sora::device::device(&args.device)?;
+    if args.ratings.ratings {
+        return train_ratings(&args, &device);
+    }
     if let Some(column) = args.text.text.clone() {
         return train_text(&args, &column, &device);
     }
@@ -877,6 +933,184 @@ fn predict_text(
     let rows = (1..=docs.len()).map(|r| r.to_string());
     let text = class_csv("row", rows, &model.text.classes, &probabilities);
     write_output(out, &text, docs.len())
+}
+
+fn train_ratings(args: &TrainArgs, device: &burn::tensor::Device) -> Result<()> {
+    use sora::recommend::{RecommendConfig, train};
+
+    anyhow::ensure!(
+        args.optimizer.is_none(),
+        "--optimizer: recommenders train with Adam and weight decay (set in the library's RecommendConfig)"
+    );
+    anyhow::ensure!(
+        args.patience != Some(0),
+        "--patience: recommenders stop early on the validation part; give at least 1"
+    );
+    let mut config = RecommendConfig {
+        seed: args.seed,
+        progress: progress(&args.progress)?,
+        ..RecommendConfig::default()
+    };
+    if let Some(range) = &args.ratings.rating_range {
+        config.rating_range = Some(range.parse()?);
+    }
+    config.epochs = args.epochs.unwrap_or(config.epochs);
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.lr = args.lr.unwrap_or(config.lr);
+    config.patience = args.patience.unwrap_or(config.patience);
+    let ratings = Ratings::read_csv(&args.data, config.rating_range)?;
+    println!(
+        "{}: {} ratings, {} users, {} items, range {}–{}{}",
+        args.data.display(),
+        ratings.len(),
+        ratings.n_users(),
+        ratings.n_items(),
+        ratings.range.min,
+        ratings.range.max,
+        if config.rating_range.is_some() {
+            " (declared)"
+        } else {
+            " (observed)"
+        }
+    );
+    let (rating, ranking, model) = train(&ratings, &config, device)?;
+    println!(
+        "\nrating model: {} train, {} validation, {} test ratings (seeded random split, seed {}); damping λ = {}",
+        rating.n_train, rating.n_valid, rating.n_test, config.seed, rating.damping
+    );
+    println!("\n{}", rating.summary);
+    println!(
+        "best epoch {} (validation RMSE {:.4}), {:.1} s",
+        rating.best_epoch, rating.valid_rmse, rating.seconds
+    );
+    print_rating_scores(&model.test.ratings);
+    match &ranking {
+        Some(r) => {
+            println!(
+                "\nranking model: {} interactions and {} sampled negatives; each user's last interaction held out; best epoch {}, {:.1} s",
+                r.n_positives,
+                r.n_samples - r.n_positives,
+                r.best_epoch,
+                r.seconds
+            );
+            println!(
+                "  {} users, held-out item among {} candidates ({} skipped: item unseen in training)",
+                r.n_users_tested, r.n_candidates, r.n_users_skipped
+            );
+            println!(
+                "  {:<12} {:>8} {:>8}",
+                "",
+                format!("HR@{}", r.k),
+                format!("NDCG@{}", r.k)
+            );
+            for (name, s) in [("model", r.model), ("popularity", r.popularity)] {
+                println!("  {name:<12} {:>8.4} {:>8.4}", s.hit_rate, s.ndcg);
+            }
+        }
+        None => println!(
+            "\nno timestamp column: no ranking model; `sora predict --user` ranks items by predicted rating"
+        ),
+    }
+    model.save(&args.out)?;
+    println!("\nsaved the model to {}", args.out.display());
+    Ok(())
+}
+
+fn print_rating_scores(s: &sora::recommend::RatingsEvaluation) {
+    println!(
+        "  {} ratings, {} with a user or item unknown to the model (predicted by the bias baseline)",
+        s.n, s.n_fallback
+    );
+    println!("  {:<12} {:>8} {:>8}", "", "RMSE", "MAE");
+    for (name, e) in [
+        ("model", s.model),
+        ("bias", s.bias),
+        ("global mean", s.global_mean),
+    ] {
+        println!("  {name:<12} {:>8.4} {:>8.4}", e.rmse, e.mae);
+    }
+}
+
+/// A recommender's predictions: each `--user`'s top items (with the rated items that most
+/// support each), or the ratings of the `user,item` rows of `--data`.
+fn predict_ratings(
+    dir: &std::path::Path,
+    data: Option<&std::path::Path>,
+    users: &[String],
+    top: usize,
+    out: Option<&std::path::Path>,
+    device: &str,
+) -> Result<()> {
+    let device = sora::device::device(device)?;
+    let model = RecommenderModel::load(dir, &device)?;
+    let mut text = String::new();
+    let mut n = 0;
+    if !users.is_empty() {
+        text.push_str("user,rank,item,score,popularity_fallback,because\n");
+        for user in users {
+            let list = model.recommend(user, top)?;
+            if list.popularity_fallback {
+                eprintln!("user {user:?} is unknown to the model: the most popular items");
+            }
+            for (rank, r) in list.items.iter().enumerate() {
+                let because = model
+                    .supporting_items(user, &r.item, 3)?
+                    .into_iter()
+                    .map(|s| s.item)
+                    .collect::<Vec<_>>()
+                    .join(";");
+                text.push_str(&format!(
+                    "{},{},{},{:.6},{},{}\n",
+                    csv_field(user),
+                    rank + 1,
+                    csv_field(&r.item),
+                    r.score,
+                    list.popularity_fallback,
+                    csv_field(&because)
+                ));
+                n += 1;
+            }
+        }
+    }
+    if let Some(path) = data {
+        anyhow::ensure!(
+            users.is_empty(),
+            "--data and --user: give one (pairs to rate, or users to recommend to)"
+        );
+        let table = Table::read_csv(path)?;
+        let find = |names: &[&str], role: &str| {
+            names
+                .iter()
+                .find_map(|c| table.column_index(c))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{}: line 1: no {role} column (accepted names: {}); the header has {:?}",
+                        path.display(),
+                        names.join(", "),
+                        table.headers()
+                    )
+                })
+        };
+        let cu = find(sora::recommend::USER_COLUMNS, "user")?;
+        let ci = find(sora::recommend::ITEM_COLUMNS, "item")?;
+        let pairs: Vec<(&str, &str)> = (0..table.n_rows())
+            .map(|r| (table.cell(r, cu), table.cell(r, ci)))
+            .collect();
+        let predicted = model.rating.predict(&pairs)?;
+        text.push_str("row,user,item,rating,fallback\n");
+        for (row, ((u, i), p)) in pairs.iter().zip(&predicted).enumerate() {
+            text.push_str(&format!(
+                "{},{},{},{:.4},{}\n",
+                row + 1,
+                csv_field(u),
+                csv_field(i),
+                p.value,
+                p.fallback
+            ));
+        }
+        n = pairs.len();
+    }
+    write_output(out, &text, n)
 }
 
 /// The end of a training run: the epoch kept and the test metrics.
