@@ -9,6 +9,12 @@ pub type Result<T, E = TrainError> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
+    /// Data-parallel training failed: a device's shard, or the collective between processes.
+    #[error("data-parallel training: {message}")]
+    Parallel {
+        /// What failed.
+        message: String,
+    },
     /// A training-config field is out of range.
     #[error("training config: field `{field}`: expected {expected}, found {found}")]
     Config {

@@ -16,6 +16,7 @@ mod error;
 mod history;
 mod metrics;
 mod model_dir;
+pub mod parallel;
 mod trainer;
 
 pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule, TrainConfig};
@@ -27,4 +28,5 @@ pub use metrics::{
     average_precision,
 };
 pub use model_dir::{LoadedModel, ModelDir, files};
-pub use trainer::{Fitted, Trainer, evaluate, predict};
+pub use parallel::Collective;
+pub use trainer::{Fitted, Parallel, Trainer, evaluate, predict};

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
@@ -22,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sora_core::{Encoder, Model};
 
+use crate::parallel::{Collective, Flatten, Unflatten, shard};
 use crate::{
     ClassificationMetrics, EpochRecord, History, Metrics, OptimizerConfig, Progress,
     RegressionMetrics, TargetBatch, Targets, TrainConfig, TrainData, TrainError,
@@ -88,6 +89,20 @@ pub struct Trainer {
     config: TrainConfig,
     device: Device,
     checkpoint_dir: Option<PathBuf>,
+    parallel: Parallel,
+}
+
+/// How the gradient of each step is computed (see the [`parallel`](crate::parallel) module).
+#[derive(Debug, Clone, Default)]
+pub enum Parallel {
+    /// The whole batch on the trainer's device.
+    #[default]
+    None,
+    /// Shards of every batch on these devices, in parallel threads, gradients averaged in
+    /// process; the first device holds the model and the optimizer.
+    Devices(Vec<Device>),
+    /// This process's shard of every batch, gradients averaged over the processes.
+    Processes(Arc<dyn Collective + Send + Sync>),
 }
 
 /// Reads every parameter once, which draws the lazily initialised ones.
@@ -104,6 +119,25 @@ enum Loss {
     Mse(MseLoss),
 }
 
+/// The mean loss of a batch's outputs.
+fn loss_of(loss_fn: &Loss, output: Tensor<2>, targets: TargetBatch) -> Tensor<1> {
+    match (loss_fn, targets) {
+        (Loss::CrossEntropy(ce), TargetBatch::Classes(y)) => ce.forward(output, y),
+        (Loss::Mse(mse), TargetBatch::Values(y)) => {
+            mse.forward(output, y, Reduction::Mean).reshape([1])
+        }
+        _ => unreachable!("the loss is chosen from the same targets"),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 impl Trainer {
     /// A trainer that runs on `device` (autodiff is added for training).
     pub fn new(config: TrainConfig, device: &Device) -> Self {
@@ -111,6 +145,41 @@ impl Trainer {
             config,
             device: device.clone().without_autodiff(),
             checkpoint_dir: None,
+            parallel: Parallel::None,
+        }
+    }
+
+    /// Trains data-parallel (see [`Parallel`]). With [`Parallel::Devices`], the model and the
+    /// optimizer live on the first device, which becomes the trainer's device.
+    pub fn with_parallel(mut self, parallel: Parallel) -> Result<Self, TrainError> {
+        match &parallel {
+            Parallel::Devices(devices) => {
+                let first = devices.first().ok_or_else(|| TrainError::Config {
+                    field: "devices".into(),
+                    expected: "at least one device".into(),
+                    found: "none".into(),
+                })?;
+                self.device = first.clone().without_autodiff();
+            }
+            Parallel::Processes(c) if c.size() == 0 || c.rank() >= c.size() => {
+                return Err(TrainError::Config {
+                    field: "collective".into(),
+                    expected: "a rank below the number of processes".into(),
+                    found: format!("rank {} of {}", c.rank(), c.size()),
+                });
+            }
+            _ => {}
+        }
+        self.parallel = parallel;
+        Ok(self)
+    }
+
+    /// Whether this trainer prints and writes checkpoints: always, except on the processes
+    /// other than rank 0 of a [`Parallel::Processes`] run.
+    pub fn is_leader(&self) -> bool {
+        match &self.parallel {
+            Parallel::Processes(c) => c.rank() == 0,
+            _ => true,
         }
     }
 
@@ -359,6 +428,7 @@ impl Trainer {
         let steps_per_epoch = n.div_ceil(cfg.batch_size);
         let total_steps = steps_per_epoch * cfg.epochs;
         let show = match cfg.progress {
+            _ if !self.is_leader() => Progress::Quiet,
             Progress::Auto if std::io::stderr().is_terminal() => Progress::Bar,
             Progress::Auto => Progress::Plain,
             other => other,
@@ -398,20 +468,27 @@ impl Trainer {
                     .schedule
                     .lr(cfg.lr, epoch, state.steps_done, total_steps);
                 let batch_seed = epoch_seed ^ (b as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03);
-                let output = model.forward(train.train_inputs(batch, batch_seed, &device));
-                let loss = match (&loss_fn, train.targets().batch(batch, &device)) {
-                    (Loss::CrossEntropy(ce), TargetBatch::Classes(y)) => ce.forward(output, y),
-                    (Loss::Mse(mse), TargetBatch::Values(y)) => {
-                        mse.forward(output, y, Reduction::Mean).reshape([1])
+                let (grads, weighted) = match &self.parallel {
+                    Parallel::None => {
+                        let output = model.forward(train.train_inputs(batch, batch_seed, &device));
+                        let loss = loss_of(&loss_fn, output, train.targets().batch(batch, &device));
+                        let weighted = loss.clone().detach() * batch.len() as f32;
+                        (
+                            GradientsParams::from_grads(loss.backward(), &model),
+                            weighted,
+                        )
                     }
-                    _ => unreachable!("the loss is chosen from the same targets"),
+                    Parallel::Devices(devices) => {
+                        self.device_gradients(&model, devices, batch, batch_seed, train)?
+                    }
+                    Parallel::Processes(c) => {
+                        self.process_gradients(&model, c.as_ref(), batch, batch_seed, train)?
+                    }
                 };
-                let weighted = loss.clone().detach() * batch.len() as f32;
                 loss_sum = Some(match loss_sum {
                     Some(sum) => sum + weighted,
                     None => weighted,
                 });
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
                 model = optimizer.step(lr, model, grads);
                 state.steps_done += 1;
                 if let Some(bar) = &bar {
@@ -462,7 +539,7 @@ impl Trainer {
                 println!("{line}");
             }
             state.history.epochs.push(record);
-            if let Some(dir) = &self.checkpoint_dir {
+            if let Some(dir) = self.checkpoint_dir.as_ref().filter(|_| self.is_leader()) {
                 self.save_checkpoint(
                     dir,
                     &mut state,
@@ -499,6 +576,147 @@ impl Trainer {
             best_epoch,
             stopped_early,
         })
+    }
+
+    /// The step's gradient from shards of `batch` on `devices` (one replica each, forked from
+    /// `model`, run in parallel threads), summed on the host in device order.
+    fn device_gradients<E, D>(
+        &self,
+        model: &Model<E>,
+        devices: &[Device],
+        batch: &[usize],
+        seed: u64,
+        train: &D,
+    ) -> Result<(GradientsParams, Tensor<1>), TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        let k = devices.len();
+        let mut jobs = Vec::new();
+        for (i, dev) in devices.iter().enumerate() {
+            let part = shard(batch, i, k);
+            if part.is_empty() {
+                continue;
+            }
+            let dev = dev.clone().autodiff();
+            let replica = if i == 0 {
+                model.clone()
+            } else {
+                model.clone().fork(&dev)
+            };
+            let scale = part.len() as f32 / batch.len() as f32;
+            let input = train.train_inputs(part, seed ^ i as u64, &dev);
+            let targets = train.targets().batch(part, &dev);
+            let loss_fn = self.loss(train.targets(), &dev);
+            jobs.push((replica, input, targets, loss_fn, scale));
+        }
+        let buffers: Vec<Result<(Vec<f32>, f32), String>> = std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .into_iter()
+                .map(|(replica, input, targets, loss_fn, scale)| {
+                    s.spawn(move || {
+                        let output = replica.forward(input);
+                        let loss = loss_of(&loss_fn, output, targets);
+                        let value = loss.clone().into_scalar::<f32>();
+                        let mut grads = GradientsParams::from_grads(loss.backward(), &replica);
+                        let mut flat = Flatten {
+                            grads: &mut grads,
+                            scale,
+                            out: Vec::new(),
+                        };
+                        replica.visit(&mut flat);
+                        (flat.out, value * scale)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|e| panic_message(e.as_ref())))
+                .collect()
+        });
+        let mut sum: Vec<f32> = Vec::new();
+        let mut loss = 0.0;
+        for buffer in buffers {
+            let (values, l) = buffer.map_err(|message| TrainError::Parallel {
+                message: format!("a device's shard failed: {message}"),
+            })?;
+            if sum.is_empty() {
+                sum = values;
+            } else {
+                sum.iter_mut().zip(&values).for_each(|(a, b)| *a += b);
+            }
+            loss += l;
+        }
+        Ok((
+            self.unflatten(model, &sum),
+            self.weighted_loss(loss, batch.len()),
+        ))
+    }
+
+    /// The step's gradient from this process's shard of `batch`, summed over the processes
+    /// by the collective (with the shard losses, in the buffer's last element).
+    fn process_gradients<E, D>(
+        &self,
+        model: &Model<E>,
+        collective: &(dyn Collective + Send + Sync),
+        batch: &[usize],
+        seed: u64,
+        train: &D,
+    ) -> Result<(GradientsParams, Tensor<1>), TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        let device = self.train_device();
+        let part = shard(batch, collective.rank(), collective.size());
+        let (mut grads, scale, loss) = if part.is_empty() {
+            (GradientsParams::new(), 0.0, 0.0)
+        } else {
+            let scale = part.len() as f32 / batch.len() as f32;
+            let output = model.forward(train.train_inputs(part, seed, &device));
+            let loss_fn = self.loss(train.targets(), &device);
+            let loss = loss_of(&loss_fn, output, train.targets().batch(part, &device));
+            let value = loss.clone().into_scalar::<f32>();
+            (
+                GradientsParams::from_grads(loss.backward(), model),
+                scale,
+                value * scale,
+            )
+        };
+        let mut flat = Flatten {
+            grads: &mut grads,
+            scale,
+            out: Vec::new(),
+        };
+        model.visit(&mut flat);
+        let mut buffer = flat.out;
+        buffer.push(loss);
+        collective.all_reduce_sum(&mut buffer)?;
+        let loss = buffer.pop().expect("the loss element");
+        Ok((
+            self.unflatten(model, &buffer),
+            self.weighted_loss(loss, batch.len()),
+        ))
+    }
+
+    fn unflatten<E: Encoder>(&self, model: &Model<E>, values: &[f32]) -> GradientsParams {
+        let mut reader = Unflatten {
+            values,
+            at: 0,
+            device: self.device.clone(),
+            grads: GradientsParams::new(),
+        };
+        model.visit(&mut reader);
+        reader.grads
+    }
+
+    /// A batch's mean loss times its size, as the epoch sum adds it.
+    fn weighted_loss(&self, mean: f32, n: usize) -> Tensor<1> {
+        Tensor::from_data(
+            burn::tensor::TensorData::new(vec![mean * n as f32], [1]),
+            &self.train_device(),
+        )
     }
 
     fn save_checkpoint<E: Encoder>(
