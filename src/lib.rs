@@ -18,6 +18,8 @@
 
 pub mod datasets;
 pub mod device;
+#[cfg(feature = "mpi")]
+pub mod distributed;
 pub mod explain;
 pub mod media;
 pub mod recommend;

@@ -442,6 +442,8 @@ pub struct MediaConfig {
     pub augment: Augment,
     /// Time and frequency masking of training batches (spectrograms).
     pub masking: Masking,
+    /// Data-parallel training over several devices or processes (none by default).
+    pub parallel: sora_train::Parallel,
 }
 
 impl Default for MediaConfig {
@@ -457,6 +459,7 @@ impl Default for MediaConfig {
             spec: None,
             augment: Augment::default(),
             masking: Masking::default(),
+            parallel: sora_train::Parallel::None,
         }
     }
 }
@@ -571,7 +574,8 @@ pub fn train_split(
     if valid.is_none() {
         train_config.early_stopping = None;
     }
-    let trainer = Trainer::new(train_config.clone(), device);
+    let trainer =
+        Trainer::new(train_config.clone(), device).with_parallel(config.parallel.clone())?;
     let (net, report) = match &spec {
         ConvSpec::Conv2d(s) => {
             let (model, report) = fit::<_, 4>(

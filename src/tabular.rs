@@ -14,7 +14,8 @@ use sora_data::{
     balanced_class_weights, encode_target, random_split, stratified_split,
 };
 use sora_train::{
-    Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, TrainData, TrainError, Trainer,
+    Fitted, Metrics, ModelDir, Parallel, TabularData, Targets, TrainConfig, TrainData, TrainError,
+    Trainer,
 };
 
 /// File name of the fitted pipeline inside a model directory.
@@ -78,6 +79,8 @@ pub struct TabularConfig {
     pub test_fraction: f64,
     /// Class weighting.
     pub class_weights: ClassWeights,
+    /// Data-parallel training over several devices or processes (none by default).
+    pub parallel: Parallel,
 }
 
 impl TabularConfig {
@@ -93,6 +96,7 @@ impl TabularConfig {
             valid_fraction: 0.15,
             test_fraction: 0.2,
             class_weights: ClassWeights::Auto,
+            parallel: Parallel::None,
         }
     }
 }
@@ -290,7 +294,8 @@ pub fn train_prepared(
     if train_config.loss.class_weights.is_none() {
         train_config.loss.class_weights = prepared.class_weights(config.class_weights);
     }
-    let trainer = Trainer::new(train_config.clone(), device);
+    let trainer =
+        Trainer::new(train_config.clone(), device).with_parallel(config.parallel.clone())?;
     let fitted = trainer.fit(trainer.init(&spec), &prepared.train, Some(&prepared.valid))?;
     let test = trainer.evaluate(&fitted.model, &prepared.test)?;
     Ok(TabularRun {

@@ -305,6 +305,8 @@ pub struct TextConfig {
     pub valid_fraction: f64,
     /// Fraction held out for the final test.
     pub test_fraction: f64,
+    /// Data-parallel training over several devices or processes (none by default).
+    pub parallel: sora_train::Parallel,
 }
 
 impl Default for TextConfig {
@@ -330,6 +332,7 @@ impl Default for TextConfig {
                 .with_early_stopping(DEFAULT_PATIENCE, 1e-4),
             valid_fraction: 0.1,
             test_fraction: 0.2,
+            parallel: sora_train::Parallel::None,
         }
     }
 }
@@ -503,7 +506,8 @@ pub fn train(
     if valid_data.is_none() {
         train_config.early_stopping = None;
     }
-    let trainer = Trainer::new(train_config.clone(), device);
+    let trainer =
+        Trainer::new(train_config.clone(), device).with_parallel(config.parallel.clone())?;
     let fitted = trainer.fit(trainer.init(&checked), &train_data, valid_data.as_ref())?;
     let test = trainer.evaluate(&fitted.model, &test_data)?;
     let Fitted {

@@ -199,3 +199,47 @@ fn a_rank_beyond_the_size_is_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("devices"), "{err}");
 }
+
+mod common;
+
+#[test]
+fn the_program_trains_on_several_devices_and_refuses_bad_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("model");
+    let device = common::device();
+    let devices = format!("{device},{device}");
+    let heart = [
+        "train",
+        "--data",
+        "data/heart_cleveland/heart_cleveland.csv",
+        "--target",
+        "num",
+        "--target-above",
+        "0",
+        "--epochs",
+        "5",
+        "--progress",
+        "quiet",
+    ];
+    let mut args = heart.to_vec();
+    args.extend(["--devices", &devices, "--out", out.to_str().unwrap()]);
+    let stdout = common::ok(&args);
+    assert!(stdout.contains("data-parallel on 2 devices"), "{stdout}");
+    assert!(out.join("model.safetensors").is_file());
+
+    let mut args = heart.to_vec();
+    args.extend(["--devices", "flex,gpu9"]);
+    let err = common::fails(&args);
+    assert!(err.contains("--devices") && err.contains("gpu9"), "{err}");
+    let mut args = heart.to_vec();
+    args.extend(["--distributed", "carrier-pigeon"]);
+    let err = common::fails(&args);
+    assert!(err.contains("expected mpi"), "{err}");
+    #[cfg(not(feature = "mpi"))]
+    {
+        let mut args = heart.to_vec();
+        args.extend(["--distributed", "mpi"]);
+        let err = common::fails(&args);
+        assert!(err.contains("--features mpi"), "{err}");
+    }
+}

@@ -489,6 +489,58 @@ struct TrainArgs {
     /// Progress display: auto, bar, plain, quiet.
     #[arg(long, default_value = "auto")]
     progress: String,
+    /// Train data-parallel on several devices, comma-separated (e.g. `flex,flex`, or
+    /// `tch-cuda:0,tch-cuda:1`): every batch is cut into one shard per device and the shards'
+    /// gradients are averaged; the model lives on the first device.
+    #[arg(long, value_delimiter = ',', conflicts_with = "distributed")]
+    devices: Vec<String>,
+    /// Train data-parallel over processes: `mpi`, launched with `mpirun -np N sora train …`
+    /// (the `mpi` feature); each rank takes its shard of every batch, rank 0 saves.
+    #[arg(long)]
+    distributed: Option<String>,
+}
+
+/// The data-parallel setting of a run and, under MPI, the environment to keep alive.
+struct ParallelRun {
+    parallel: sora::train::Parallel,
+    leader: bool,
+    #[cfg(feature = "mpi")]
+    _mpi: Option<mpi::environment::Universe>,
+}
+
+fn parallel_run(args: &TrainArgs) -> Result<ParallelRun> {
+    let mut run = ParallelRun {
+        parallel: sora::train::Parallel::None,
+        leader: true,
+        #[cfg(feature = "mpi")]
+        _mpi: None,
+    };
+    if !args.devices.is_empty() {
+        let devices = args
+            .devices
+            .iter()
+            .map(|name| sora::device::device(name))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("--devices: {e}"))?;
+        run.parallel = sora::train::Parallel::Devices(devices);
+        return Ok(run);
+    }
+    match args.distributed.as_deref() {
+        None => {}
+        #[cfg(feature = "mpi")]
+        Some("mpi") => {
+            let (universe, collective) = sora::distributed::init()?;
+            run.leader = sora::train::Collective::rank(&collective) == 0;
+            run.parallel = sora::train::Parallel::Processes(std::sync::Arc::new(collective));
+            run._mpi = Some(universe);
+        }
+        #[cfg(not(feature = "mpi"))]
+        Some("mpi") => anyhow::bail!(
+            "--distributed mpi: this build has no MPI; rebuild with `--features mpi` (needs OpenMPI and libclang, see docs/backends.md)"
+        ),
+        Some(other) => anyhow::bail!("--distributed: expected mpi, found {other:?}"),
+    }
+    Ok(run)
 }
 
 /// Options of `sora train` for ratings.
@@ -639,15 +691,23 @@ fn progress(name: &str) -> Result<Progress> {
 }
 
 fn train(args: TrainArgs) -> Result<()> {
-    let device = sora::device::device(&args.device)?;
+    let par = parallel_run(&args)?;
+    let device = match &par.parallel {
+        sora::train::Parallel::Devices(devices) => devices[0].clone(),
+        _ => sora::device::device(&args.device)?,
+    };
     if args.ratings.ratings {
+        anyhow::ensure!(
+            matches!(par.parallel, sora::train::Parallel::None),
+            "--devices/--distributed: recommenders train on one device"
+        );
         return train_ratings(&args, &device);
     }
     if let Some(column) = args.text.text.clone() {
-        return train_text(&args, &column, &device);
+        return train_text(&args, &column, &device, &par);
     }
     if let Some(source) = Source::detect(&args.data, args.labels.as_deref()) {
-        return train_media(&args, source, &device);
+        return train_media(&args, source, &device, &par);
     }
     let target = args
         .target
@@ -715,28 +775,41 @@ fn train(args: TrainArgs) -> Result<()> {
         sora::tabular::DEFAULT_PATIENCE,
     )?;
     config.train = train;
+    config.parallel = par.parallel.clone();
 
     let prepared = sora::tabular::prepare(&table, &config)?;
-    println!("{}", prepared.schema);
-    for warning in prepared.pipeline.warnings() {
-        println!("note: {warning}");
+    if par.leader {
+        println!("{}", prepared.schema);
+        for warning in prepared.pipeline.warnings() {
+            println!("note: {warning}");
+        }
+        println!(
+            "rows: {} train, {} validation, {} test (stratified for classes, seed {}); {} model inputs",
+            prepared.split.train.len(),
+            prepared.split.valid.len(),
+            prepared.split.test.len(),
+            config.train.seed,
+            prepared.pipeline.d_input()
+        );
+        if let Some(w) = prepared.class_weights(config.class_weights) {
+            println!("class weights (balanced, from the training rows): {w:?}");
+        }
+        println!(
+            "\n{}\n",
+            sora::tabular::model_spec(&prepared, &config)?.summary()
+        );
+        if let sora::train::Parallel::Devices(d) = &par.parallel {
+            println!(
+                "data-parallel on {} devices: {}",
+                d.len(),
+                args.devices.join(", ")
+            );
+        }
     }
-    println!(
-        "rows: {} train, {} validation, {} test (stratified for classes, seed {}); {} model inputs",
-        prepared.split.train.len(),
-        prepared.split.valid.len(),
-        prepared.split.test.len(),
-        config.train.seed,
-        prepared.pipeline.d_input()
-    );
-    if let Some(w) = prepared.class_weights(config.class_weights) {
-        println!("class weights (balanced, from the training rows): {w:?}");
-    }
-    println!(
-        "\n{}\n",
-        sora::tabular::model_spec(&prepared, &config)?.summary()
-    );
     let run = sora::tabular::train_prepared(prepared, &config, &device)?;
+    if !par.leader {
+        return Ok(());
+    }
     print_outcome(
         run.fitted.best_epoch,
         run.fitted.history.epochs.len(),
@@ -749,7 +822,12 @@ fn train(args: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) -> Result<()> {
+fn train_media(
+    args: &TrainArgs,
+    source: Source,
+    device: &burn::tensor::Device,
+    par: &ParallelRun,
+) -> Result<()> {
     use sora::conv::audio::{FeatureConfig, FeatureKind, Masking};
     use sora::conv::images::{Augment, ChannelMode, ImageOptions};
     use sora::media::{ConvSpec, LoadOptions, MediaConfig};
@@ -848,7 +926,11 @@ fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) 
         .unwrap_or_else(|| sora::media::default_spec(&samples.shape, samples.classes.len()));
     println!("\n{}\n", spec.summary()?);
     config.spec = Some(spec);
+    config.parallel = par.parallel.clone();
     let run = sora::media::train(&samples, pipeline, &config, device)?;
+    if !par.leader {
+        return Ok(());
+    }
     print_outcome(
         run.best_epoch,
         run.history.epochs.len(),
@@ -862,7 +944,12 @@ fn train_media(args: &TrainArgs, source: Source, device: &burn::tensor::Device) 
 }
 
 /// `sora train --text COLUMN`: a text classifier over `--target`.
-fn train_text(args: &TrainArgs, column: &str, device: &burn::tensor::Device) -> Result<()> {
+fn train_text(
+    args: &TrainArgs,
+    column: &str,
+    device: &burn::tensor::Device,
+    par: &ParallelRun,
+) -> Result<()> {
     use sora::textclf::{EncoderKind, TextConfig, load_csv, train};
 
     let target = args
@@ -894,7 +981,11 @@ fn train_text(args: &TrainArgs, column: &str, device: &burn::tensor::Device) -> 
         data.len(),
         data.classes
     );
+    config.parallel = par.parallel.clone();
     let run = train(&data, (column, &target), &config, device)?;
+    if !par.leader {
+        return Ok(());
+    }
     println!(
         "documents: {} train, {} validation, {} test (stratified, seed {}); {} tokens in the vocabulary, length {} ({} training documents cut)",
         run.split.train.len(),

@@ -2,11 +2,11 @@
 //! on its own model replica, and the replicas' gradients are averaged (weighted by shard
 //! size) before one optimizer step.
 //!
-//! - **Several devices in one process** ([`Trainer::with_devices`](crate::Trainer::with_devices)):
+//! - **Several devices in one process** ([`Parallel::Devices`](crate::Parallel::Devices)):
 //!   one replica per device, forked from the model before every step, shards run in parallel
 //!   threads, gradients summed on the host in device order (so a run repeats bit for bit).
 //!   This is the multi-device strategy of burn-train's learner, inside Sora's loop.
-//! - **Several processes** ([`Trainer::with_collective`](crate::Trainer::with_collective)):
+//! - **Several processes** ([`Parallel::Processes`](crate::Parallel::Processes)):
 //!   one replica per process (an MPI rank, say), each taking its shard of every batch;
 //!   gradients are summed by a [`Collective`] (`MPI_Allreduce`). Every process starts from
 //!   the same seed, so replicas start equal and stay equal: they apply the same averaged
