@@ -674,7 +674,9 @@ impl Trainer {
             (GradientsParams::new(), 0.0, 0.0)
         } else {
             let scale = part.len() as f32 / batch.len() as f32;
-            let output = model.forward(train.train_inputs(part, seed, &device));
+            // Shard k draws its augmentation from `seed ^ k`, as on several devices.
+            let shard_seed = seed ^ collective.rank() as u64;
+            let output = model.forward(train.train_inputs(part, shard_seed, &device));
             let loss_fn = self.loss(train.targets(), &device);
             let loss = loss_of(&loss_fn, output, train.targets().batch(part, &device));
             let value = loss.clone().into_scalar::<f32>();
