@@ -19,6 +19,7 @@
 pub mod datasets;
 pub mod device;
 pub mod explain;
+pub mod generate;
 pub mod media;
 pub mod recommend;
 pub mod report;
