@@ -27,11 +27,16 @@
 //! stops after `max_tokens` tokens, or once the written text ends with one of the stop
 //! strings (kept in the output).
 //!
-//! The same seed on the same backend gives the same weights, metrics and written text.
+//! The same seed on the same backend gives the same weights, metrics and written text: the
+//! initial weights are drawn from the seeded device under a lock shared by the runs of this
+//! job, dropout masks and samples from ChaCha8 generators of their own. (Another job drawing
+//! from the device's generator in the same process, at the same moment as the initial
+//! weights, would still change them.)
 
 use std::f64::consts::LN_2;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -39,6 +44,8 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sora_core::weights::{load_safetensors, save_safetensors, write_atomic};
 use sora_data::{DataError, Table};
@@ -610,8 +617,14 @@ pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Resul
     lm_config.check()?;
 
     let train_device = device.clone().autodiff();
-    train_device.seed(config.seed);
-    let mut model = lm_config.init(&train_device)?;
+    let mut model = {
+        // The device's generator is shared by the process: no other run of this job draws
+        // from it between the seed and the last initial weight.
+        static INIT: Mutex<()> = Mutex::new(());
+        let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        train_device.seed(config.seed);
+        lm_config.init(&train_device)?
+    };
     let mut optimizer = AdamConfig::new()
         .with_epsilon(1e-8)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm as f32)))
@@ -626,8 +639,11 @@ pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Resul
     let mut best: Option<(f64, usize, LanguageModel)> = None;
     for epoch in 0..config.epochs {
         let started = Instant::now();
-        // Dropout draws derive from (seed, epoch) alone, as in sora-train's loop.
-        train_device.seed(config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // Dropout masks derive from (seed, epoch) alone, as in sora-train's loop, through a
+        // generator of this run's own.
+        let mut rng = ChaCha8Rng::seed_from_u64(
+            config.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let mut state: Option<LmState> = None;
         let mut loss_sum = Tensor::<1>::zeros([1], &train_device);
         let mut count = 0usize;
@@ -642,7 +658,7 @@ pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Resul
                 TensorData::new(block(&data, n_streams, len, start + 1, t), [n_streams * t]),
                 &train_device,
             );
-            let (logits, next) = model.forward(input, state);
+            let (logits, next) = model.forward_train(input, state, &mut rng);
             let loss = loss_fn.forward(logits.reshape([n_streams * t, vocab]), target);
             loss_sum = loss_sum + loss.clone().detach() * (n_streams * t) as f32;
             count += n_streams * t;

@@ -38,9 +38,9 @@ use std::ops::ControlFlow;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::gru::{Gru, GruConfig};
 use burn::nn::lstm::{Lstm, LstmConfig, LstmState};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
-use rand::{Rng, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -108,7 +108,7 @@ pub struct LanguageModelConfig {
     #[serde(default = "default_cell")]
     pub cell: Cell,
     /// Dropout on the embeddings, between recurrent layers and before the projection, in
-    /// `[0, 1)`; active only while training.
+    /// `[0, 1)`; applied only by [`LanguageModel::forward_train`].
     #[serde(default)]
     pub dropout: f64,
 }
@@ -242,7 +242,7 @@ impl LanguageModelConfig {
         let model = LanguageModel {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_embed).init(device),
             rnn,
-            dropout: (self.dropout > 0.0).then(|| DropoutConfig::new(self.dropout).init()),
+            dropout: self.dropout,
             output: LinearConfig::new(self.d_hidden, self.vocab_size).init(device),
             vocab_size: self.vocab_size,
         };
@@ -347,10 +347,12 @@ pub struct LanguageModel {
     pub embedding: Embedding,
     /// The recurrent layers, in order.
     pub rnn: Vec<RecurrentLayer>,
-    /// Dropout on the embeddings, between layers and before the projection.
-    pub dropout: Option<Dropout>,
     /// The projection of the last layer's states onto the vocabulary.
     pub output: Linear,
+    /// Dropout probability on the embeddings, between layers and before the projection
+    /// (used by [`LanguageModel::forward_train`] only).
+    #[module(skip)]
+    pub dropout: f64,
     /// Tokens in the vocabulary.
     #[module(skip)]
     pub vocab_size: usize,
@@ -358,28 +360,76 @@ pub struct LanguageModel {
 
 impl LanguageModel {
     /// Next-token logits for every position, and the state after the last one; `state`
-    /// continues the streams of a previous call (zeros when `None`).
+    /// continues the streams of a previous call (zeros when `None`). No dropout.
     ///
     /// # Shapes
     /// - ids: `[batch, seq_len]`
     /// - state: one `[batch, d_hidden]` per layer (two for an LSTM: hidden and cell)
     /// - logits: `[batch, seq_len, vocab_size]`
     pub fn forward(&self, ids: Tensor<2, Int>, state: Option<LmState>) -> (Tensor<3>, LmState) {
+        self.run(ids, state, None)
+    }
+
+    /// [`LanguageModel::forward`] with dropout, for training: the masks are drawn from `rng`
+    /// (not from the device's generator), so a seeded `rng` gives the same masks whatever
+    /// else runs on the device.
+    ///
+    /// # Shapes
+    /// - ids: `[batch, seq_len]`
+    /// - state: one `[batch, d_hidden]` per layer (two for an LSTM: hidden and cell)
+    /// - logits: `[batch, seq_len, vocab_size]`
+    pub fn forward_train(
+        &self,
+        ids: Tensor<2, Int>,
+        state: Option<LmState>,
+        rng: &mut dyn RngCore,
+    ) -> (Tensor<3>, LmState) {
+        self.run(ids, state, Some(rng))
+    }
+
+    fn run(
+        &self,
+        ids: Tensor<2, Int>,
+        state: Option<LmState>,
+        mut rng: Option<&mut dyn RngCore>,
+    ) -> (Tensor<3>, LmState) {
         let mut x = self.embedding.forward(ids);
         let mut previous = state.map(|s| s.layers.into_iter());
         let mut layers = Vec::with_capacity(self.rnn.len());
         for layer in &self.rnn {
-            if let Some(dropout) = &self.dropout {
-                x = dropout.forward(x);
-            }
+            x = self.drop(x, &mut rng);
             let (out, state) = layer.forward(x, previous.as_mut().and_then(Iterator::next));
             layers.push(state);
             x = out;
         }
-        if let Some(dropout) = &self.dropout {
-            x = dropout.forward(x);
-        }
+        x = self.drop(x, &mut rng);
         (self.output.forward(x), LmState { layers })
+    }
+
+    /// Inverted dropout: each value is zeroed with probability `dropout`, the rest scaled by
+    /// `1 / (1 - dropout)`; nothing without a generator.
+    ///
+    /// # Shapes
+    /// - input and output: `[batch, seq_len, d]`
+    fn drop(&self, x: Tensor<3>, rng: &mut Option<&mut dyn RngCore>) -> Tensor<3> {
+        let Some(rng) = rng.as_mut().filter(|_| self.dropout > 0.0) else {
+            return x;
+        };
+        let dims = x.dims();
+        // P(next_u32 < threshold) = threshold / 2^32 = dropout (to 2^-32).
+        let threshold = (self.dropout * 4_294_967_296.0) as u32;
+        let keep = (1.0 / (1.0 - self.dropout)) as f32;
+        let mask: Vec<f32> = (0..dims.iter().product::<usize>())
+            .map(|_| {
+                if rng.next_u32() < threshold {
+                    0.0
+                } else {
+                    keep
+                }
+            })
+            .collect();
+        let mask = Tensor::<3>::from_data(TensorData::new(mask, dims), &x.device());
+        x * mask
     }
 
     /// Writes up to `sampler`'s `max_tokens` tokens after `prompt`.
@@ -765,6 +815,38 @@ mod tests {
         );
         let short: LanguageModelConfig = serde_json::from_str(r#"{"vocab_size": 12}"#).unwrap();
         assert_eq!(short, LanguageModelConfig::new(12));
+    }
+
+    #[test]
+    fn dropout_masks_come_from_the_given_generator() {
+        let device = Device::flex();
+        device.seed(2);
+        let model = LanguageModelConfig::new(9)
+            .with_d_embed(5)
+            .with_d_hidden(7)
+            .with_dropout(0.5)
+            .init(&device)
+            .unwrap();
+        let ids =
+            || Tensor::<2, Int>::from_data(TensorData::new(vec![2i64, 3, 4], [1, 3]), &device);
+        let logits = |rng: &mut ChaCha8Rng| {
+            model
+                .forward_train(ids(), None, rng)
+                .0
+                .try_into_vec_as::<f32>()
+                .unwrap()
+        };
+        let a = logits(&mut ChaCha8Rng::seed_from_u64(1));
+        // Draws from the device's generator in between change nothing.
+        let _ = Tensor::<2>::random([50, 50], burn::tensor::Distribution::Default, &device);
+        assert_eq!(a, logits(&mut ChaCha8Rng::seed_from_u64(1)));
+        assert_ne!(a, logits(&mut ChaCha8Rng::seed_from_u64(2)));
+        let plain = model
+            .forward(ids(), None)
+            .0
+            .try_into_vec_as::<f32>()
+            .unwrap();
+        assert_ne!(a, plain);
     }
 
     #[test]
