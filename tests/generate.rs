@@ -388,6 +388,8 @@ fn cli_trains_and_generates() {
         "☃☃ good",
         "--max-tokens",
         "5",
+        "--device",
+        &device,
     ]);
     assert!(out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -404,6 +406,8 @@ fn cli_trains_and_generates() {
         &long,
         "--max-tokens",
         "5",
+        "--device",
+        &device,
     ]);
     assert!(out.starts_with(&long));
 
@@ -444,6 +448,8 @@ fn cli_trains_and_generates() {
         "6",
         "--temperature",
         "0",
+        "--device",
+        &device,
     ]);
     assert!(written.starts_with("the food "), "{written:?}");
     assert!(written.split_whitespace().count() >= 4, "{written:?}");

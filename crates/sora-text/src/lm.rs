@@ -273,6 +273,8 @@ pub enum RecurrentLayer {
 }
 
 /// The state of one recurrent layer.
+// One per layer, moved once per chunk: a box would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 enum LayerState {
     Lstm(LstmState<2>),
