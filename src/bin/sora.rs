@@ -40,7 +40,8 @@ enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Train, evaluate and save a model from a CSV file and a target column.
+    /// Train, evaluate and save a model from a CSV file and a target column (or images,
+    /// audio, text); with `--task generate`, a language model of a text.
     Train(Box<TrainArgs>),
     /// Evaluate a saved model on labelled data.
     Eval {
