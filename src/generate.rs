@@ -582,6 +582,16 @@ fn evaluate(
 
 /// Tokenizes `corpus`, holds out the end of it, trains a language model on the rest and
 /// evaluates it (and the n-gram references) on the held-out part.
+///
+/// The held-out tokens are read as the same number of side-by-side streams as the training
+/// tokens (each stream's first token is context only, so [`LmMetrics::tokens`] is the
+/// held-out count less one per stream); the n-gram references score every held-out token
+/// after the first.
+///
+/// Fails with [`GenerateError::EmptyText`] when the text has nothing but white space, with
+/// [`GenerateError::TooShort`] when it has fewer than 4 tokens (line breaks included), and
+/// with [`GenerateError::InvalidOption`] or [`GenerateError::Lm`] naming an option out of
+/// range.
 pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Result<GenerateRun> {
     config.check()?;
     if corpus.lines.iter().all(|line| line.trim().is_empty()) {
