@@ -650,6 +650,12 @@ impl Sampler {
             weights.truncate(k.max(1));
         }
         let total: f64 = weights.iter().sum();
+        if !(total > 0.0 && total.is_finite()) {
+            // Logits that are all NaN (a diverged model) leave nothing to weigh: the first
+            // token in the order takes all the mass, so a token is still drawn.
+            p[best] = 1.0;
+            return p;
+        }
         if let Some(top_p) = self.config.top_p {
             let mut cumulative = 0.0;
             let mut keep = weights.len();
@@ -757,6 +763,14 @@ mod tests {
         .unwrap();
         let repeat: Vec<usize> = (0..20_000).map(|_| again.sample(&logits)).collect();
         assert_eq!(draws, repeat);
+    }
+
+    #[test]
+    fn nan_logits_still_give_a_token() {
+        let logits = [0.0, 0.0, f32::NAN, f32::NAN];
+        let mut sampler = Sampler::new(SamplingConfig::default()).unwrap();
+        let id = sampler.sample(&logits);
+        assert!(id >= 2, "{id}");
     }
 
     #[test]
