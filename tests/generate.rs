@@ -554,4 +554,12 @@ fn cli_bad_input_is_a_clear_error() {
     }
     let e = fails(&["generate", "--model", dir.path().to_str().unwrap()]);
     assert!(e.contains("not a language model directory"), "{e}");
+    // The classifier commands point to `sora generate`.
+    for command in ["eval", "predict", "explain"] {
+        let e = fails(&[command, "--model", model_s, "--data", &good]);
+        assert!(
+            e.contains("a language model; it writes text with `sora generate"),
+            "{e}"
+        );
+    }
 }

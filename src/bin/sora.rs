@@ -170,6 +170,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Eval { model, .. }
+    | Command::Predict { model, .. }
+    | Command::Explain { model, .. } = &cli.command
+    {
+        anyhow::ensure!(
+            !sora::generate::Generator::is_generator(model),
+            "{}: a language model; it writes text with `sora generate --model {}`",
+            model.display(),
+            model.display()
+        );
+    }
     match cli.command {
         Command::Summary { spec, max_params } => {
             let limits = SpecLimits { max_params };
