@@ -21,6 +21,7 @@ pub mod device;
 #[cfg(feature = "mpi")]
 pub mod distributed;
 pub mod explain;
+pub mod generate;
 pub mod media;
 pub mod recommend;
 pub mod report;

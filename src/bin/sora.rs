@@ -41,7 +41,8 @@ enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Train, evaluate and save a model from a CSV file and a target column.
+    /// Train, evaluate and save a model from a CSV file and a target column (or images,
+    /// audio, text); with `--task generate`, a language model of a text.
     Train(Box<TrainArgs>),
     /// Evaluate a saved model on labelled data.
     Eval {
@@ -154,6 +155,10 @@ enum Command {
         #[arg(long, default_value = "flex")]
         device: String,
     },
+    /// Write text with a language model trained by `sora train --task generate`, streaming
+    /// each piece as it is drawn. The prompt is read as the start of a line; characters or
+    /// words the model never saw read as `<unk>` (counted on standard error).
+    Generate(GenerateArgs),
     /// Report the compiled backends, which devices work, threads and versions.
     Doctor {
         /// Check only this device.
@@ -174,6 +179,17 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    if let Command::Eval { model, .. }
+    | Command::Predict { model, .. }
+    | Command::Explain { model, .. } = &cli.command
+    {
+        anyhow::ensure!(
+            !sora::generate::Generator::is_generator(model),
+            "{}: a language model; it writes text with `sora generate --model {}`",
+            model.display(),
+            model.display()
+        );
+    }
     match cli.command {
         Command::Summary { spec, max_params } => {
             let limits = SpecLimits { max_params };
@@ -275,6 +291,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Train(args) => train(*args),
+        Command::Generate(args) => generate(&args),
         Command::Eval {
             model,
             data,
@@ -400,9 +417,14 @@ fn doctor(only: Option<&str>) -> Result<()> {
 struct TrainArgs {
     /// The data: a CSV file; a folder with one sub-folder of images (PNG, JPEG, BMP, GIF) or
     /// of WAV clips per class (the folder name is the label); or an IDX images file (with
-    /// `--labels`).
+    /// `--labels`). Not needed by `--task generate` with a plain text file.
     #[arg(long)]
-    data: PathBuf,
+    data: Option<PathBuf>,
+    /// The task: auto (classification or regression, from the data and the target), or
+    /// generate (a language model of `--text`: a plain UTF-8 text file, or a column of the
+    /// CSV file `--data`).
+    #[arg(long, default_value = "auto")]
+    task: String,
     /// The column to predict (CSV files).
     #[arg(long)]
     target: Option<String>,
@@ -556,18 +578,283 @@ struct RatingsArgs {
     rating_range: Option<String>,
 }
 
+/// Options of `sora generate`.
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// The model directory (from `sora train --task generate`).
+    #[arg(long)]
+    model: PathBuf,
+    /// The text to continue; any length (empty: start a new line).
+    #[arg(long, default_value = "")]
+    prompt: String,
+    /// Temperature: 0 is greedy, below 1 sharpens, above 1 flattens; negative is an error.
+    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    temperature: f64,
+    /// Draw only among the k most likely tokens (k >= 1).
+    #[arg(long, allow_negative_numbers = true)]
+    top_k: Option<i64>,
+    /// Draw only among the most likely tokens whose probabilities sum to p, in (0, 1].
+    #[arg(long, allow_negative_numbers = true)]
+    top_p: Option<f64>,
+    /// The most tokens written.
+    #[arg(long, default_value_t = 200)]
+    max_tokens: usize,
+    /// Stop once the written text ends with this string (kept in the output); repeatable;
+    /// `\n` and `\t` stand for a line break and a tab.
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Seed of the draws: the same seed writes the same text.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Device: flex (default) or ndarray.
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+/// `--stop` values with `\n`, `\t` and `\\` read as a line break, a tab and a backslash.
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('\\') => out.push('\\'),
+            Some(other) => {
+                out.push('\\');
+                out.push(other);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
+}
+
+/// `sora generate`: the prompt, then the continuation streamed piece by piece.
+fn generate(args: &GenerateArgs) -> Result<()> {
+    use std::io::Write;
+
+    use sora::generate::{GenerateOptions, Generator};
+    use sora::text::lm::{LmError, SamplingConfig};
+
+    let top_k = args
+        .top_k
+        .map(|k| {
+            usize::try_from(k)
+                .ok()
+                .filter(|&k| k >= 1)
+                .ok_or_else(|| anyhow::anyhow!("--top-k: expected at least 1, found {k}"))
+        })
+        .transpose()?;
+    let options = GenerateOptions {
+        sampling: SamplingConfig {
+            temperature: args.temperature,
+            top_k,
+            top_p: args.top_p,
+            max_tokens: args.max_tokens,
+            stop_tokens: Vec::new(),
+            seed: args.seed,
+        },
+        stop: args.stop.iter().map(|s| unescape(s)).collect(),
+    };
+    // Bad options fail before the model is read.
+    options.sampling.check().map_err(|e| match e {
+        LmError::InvalidField {
+            field,
+            expected,
+            found,
+        } => anyhow::anyhow!(
+            "--{}: expected {expected}, found {found}",
+            field.replace('_', "-")
+        ),
+        other => other.into(),
+    })?;
+    anyhow::ensure!(
+        options.stop.iter().all(|s| !s.is_empty()),
+        "--stop: expected a non-empty string"
+    );
+    let device = sora::device::device(&args.device)?;
+    anyhow::ensure!(
+        Generator::is_generator(&args.model),
+        "{}: not a language model directory (no {}; train one with `sora train --task generate`)",
+        args.model.display(),
+        sora::generate::GENERATOR_FILE
+    );
+    let generator = Generator::load(&args.model, &device)?;
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{}", args.prompt)?;
+    stdout.flush()?;
+    let written = generator.generate(&args.prompt, &options, |piece| {
+        // A closed pipe (`| head`) ends the output, not the program with a panic.
+        let _ = write!(stdout, "{piece}").and_then(|()| stdout.flush());
+    })?;
+    if !written.text.ends_with('\n') {
+        writeln!(stdout)?;
+    }
+    if written.unknown > 0 {
+        eprintln!(
+            "note: {} prompt token(s) not in the model's vocabulary, read as <unk>",
+            written.unknown
+        );
+    }
+    Ok(())
+}
+
+/// The `--data` path, which every task but `--task generate` with a text file needs.
+fn data_path(args: &TrainArgs) -> Result<&std::path::Path> {
+    args.data
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--data: the data file or folder is required"))
+}
+
+/// `sora train --task generate`: a recurrent language model of a text.
+fn train_generate(args: &TrainArgs, device: &burn::tensor::Device) -> Result<()> {
+    use sora::generate::{GenerateConfig, TokenKind, load_csv_column, load_text, train};
+    use sora::text::Cell;
+
+    let t = &args.text;
+    let text = t.text.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "--text: --task generate needs the text: a plain text FILE, or a COLUMN of the CSV file --data"
+        )
+    })?;
+    anyhow::ensure!(
+        args.target.is_none(),
+        "--target: a language model predicts the next token of the text; it takes no target column"
+    );
+    let tokens = TokenKind::parse(&t.tokens)
+        .ok_or_else(|| anyhow::anyhow!("--tokens: expected char or word, found {:?}", t.tokens))?;
+    let cell = match t.cell.as_str() {
+        "lstm" => Cell::Lstm,
+        "gru" => Cell::Gru,
+        other => anyhow::bail!("--cell: expected lstm or gru, found {other:?}"),
+    };
+    let defaults = GenerateConfig::default();
+    let d_hidden = match args.hidden.as_deref() {
+        None => defaults.d_hidden,
+        Some(&[h]) => h,
+        Some(other) => anyhow::bail!(
+            "--hidden: a language model takes one hidden width (--layers sets the depth), found {other:?}"
+        ),
+    };
+    let config = GenerateConfig {
+        tokens,
+        min_count: t.min_count,
+        d_embed: t.embed,
+        d_hidden,
+        layers: t.layers,
+        cell,
+        dropout: t.dropout,
+        seq_len: t.seq_len.unwrap_or(defaults.seq_len),
+        batch_size: args.batch_size.unwrap_or(defaults.batch_size),
+        epochs: args.epochs.unwrap_or(defaults.epochs),
+        lr: args.lr.unwrap_or(defaults.lr),
+        seed: args.seed,
+        progress: if args.progress == "quiet" {
+            Progress::Quiet
+        } else {
+            Progress::Plain
+        },
+        ..defaults
+    };
+    // Option errors name the flag.
+    let flag = |field: &str| match field {
+        "d_hidden" => "--hidden".to_string(),
+        "d_embed" => "--embed".to_string(),
+        other => format!("--{}", other.replace('_', "-")),
+    };
+    config.check().map_err(|e| match e {
+        sora::generate::GenerateError::InvalidOption {
+            field,
+            expected,
+            found,
+        } => anyhow::anyhow!("{}: expected {expected}, found {found}", flag(field)),
+        other => other.into(),
+    })?;
+    config.model(3).check().map_err(|e| match e {
+        sora::text::lm::LmError::InvalidField {
+            field,
+            expected,
+            found,
+        } => anyhow::anyhow!("{}: expected {expected}, found {found}", flag(field)),
+        other => other.into(),
+    })?;
+    let corpus = match &args.data {
+        Some(csv) => load_csv_column(csv, text)?,
+        None => load_text(std::path::Path::new(text))?,
+    };
+    println!(
+        "{}: {} lines; {} tokens, {} {} layer(s) of {}, chunks of {}",
+        corpus.source,
+        corpus.lines.len(),
+        tokens,
+        config.layers,
+        t.cell,
+        config.d_hidden,
+        config.seq_len
+    );
+    let run = train(&corpus, &config, device)?;
+    println!(
+        "{} training tokens in {} streams, {} held out (the end of the text); {} tokens in the vocabulary; {} parameters",
+        run.train_tokens,
+        run.streams,
+        run.held_out_tokens,
+        run.saved.vocabulary.len(),
+        run.saved.model.n_params()
+    );
+    println!(
+        "
+held-out {tokens} tokens:"
+    );
+    println!("  {:<20} {:>10} {:>10}", "model", "perplexity", "bits/char");
+    let best = format!("{} (epoch {})", t.cell, run.best_epoch);
+    for (name, m) in [
+        ("unigram (add-one)", run.baselines.unigram),
+        ("bigram (add-one)", run.baselines.bigram),
+        (best.as_str(), run.held_out),
+    ] {
+        let bits = m
+            .bits_per_char
+            .map_or_else(|| "-".to_string(), |b| format!("{b:.3}"));
+        println!("  {name:<20} {:>10.3} {bits:>10}", m.perplexity);
+    }
+    run.save(&args.out)?;
+    println!("saved {}", args.out.display());
+    Ok(())
+}
+
 /// Options of `sora train` for text.
 #[derive(Debug, clap::Args)]
 struct TextArgs {
     /// Text: the CSV column holding the documents (UTF-8; invalid text is an error naming
-    /// its line); its presence makes this a text classifier over `--target`.
+    /// its line); its presence makes this a text classifier over `--target`. With `--task
+    /// generate`: a plain UTF-8 text file to learn from, or, when `--data` names a CSV file,
+    /// its column (one row per line).
     #[arg(long)]
     text: Option<String>,
+    /// Generate: the tokens, char (characters, case kept) or word (lower-cased words and
+    /// punctuation).
+    #[arg(long, default_value = "char", requires = "text")]
+    tokens: String,
+    /// Generate: the recurrent cell, lstm or gru.
+    #[arg(long, default_value = "lstm", requires = "text")]
+    cell: String,
+    /// Generate: stacked recurrent layers.
+    #[arg(long, default_value_t = 1, requires = "text")]
+    layers: usize,
+    /// Generate: dropout on the embeddings, between layers and before the projection.
+    #[arg(long, default_value_t = 0.1, requires = "text")]
+    dropout: f64,
     /// Text encoder: bag (bag of embeddings), lstm, gru (bidirectional recurrent layers).
     #[arg(long, default_value = "bag", requires = "text")]
     encoder: String,
     /// Text: tokens per document (default: the 95th percentile of the training lengths,
-    /// at most 64).
+    /// at most 64). Generate: tokens per chunk of truncated back-propagation through time
+    /// (default 64).
     #[arg(long, requires = "text")]
     seq_len: Option<usize>,
     /// Text: embedding width.
@@ -696,24 +983,36 @@ fn train(args: TrainArgs) -> Result<()> {
         sora::train::Parallel::Devices(devices) => devices[0].clone(),
         _ => sora::device::device(&args.device)?,
     };
+    match args.task.as_str() {
+        "auto" => {}
+        "generate" => {
+            anyhow::ensure!(
+                matches!(par.parallel, sora::train::Parallel::None),
+                "--devices/--distributed: language models train on one device"
+            );
+            return train_generate(&args, &device);
+        }
+        other => anyhow::bail!("--task: expected auto or generate, found {other:?}"),
+    }
+    let data = data_path(&args)?;
     if args.ratings.ratings {
         anyhow::ensure!(
             matches!(par.parallel, sora::train::Parallel::None),
             "--devices/--distributed: recommenders train on one device"
         );
-        return train_ratings(&args, &device);
+        return train_ratings(&args, data, &device);
     }
     if let Some(column) = args.text.text.clone() {
         return train_text(&args, &column, &device, &par);
     }
-    if let Some(source) = Source::detect(&args.data, args.labels.as_deref()) {
+    if let Some(source) = Source::detect(data, args.labels.as_deref()) {
         return train_media(&args, source, &device, &par);
     }
     let target = args
         .target
         .clone()
         .ok_or_else(|| anyhow::anyhow!("--target: a CSV file needs the column to predict"))?;
-    let table = Table::read_csv(&args.data)?;
+    let table = Table::read_csv(data)?;
     let mut config = TabularConfig::new(&target);
     if let Some(path) = &args.pipeline {
         let text = std::fs::read_to_string(path)
@@ -837,13 +1136,13 @@ fn train_media(
         anyhow::ensure!(
             m.crop_padding == 0 && !m.hflip && m.translate == 0,
             "--crop-padding, --hflip and --translate augment images; {} holds audio clips (use --mask-time, --mask-freq)",
-            args.data.display()
+            data_path(args)?.display()
         );
     } else {
         anyhow::ensure!(
             m.mask_time == 0 && m.mask_freq == 0,
             "--mask-time and --mask-freq mask spectrograms; {} holds images (use --crop-padding, --hflip, --translate)",
-            args.data.display()
+            data_path(args)?.display()
         );
     }
     let size = m
@@ -913,7 +1212,7 @@ fn train_media(
     let (samples, pipeline) = sora::media::load(&source, &options)?;
     println!(
         "{}: {} samples of shape {:?}, {} classes ({}), read in {:.1} s",
-        args.data.display(),
+        data_path(args)?.display(),
         samples.len(),
         samples.shape,
         samples.classes.len(),
@@ -974,10 +1273,11 @@ fn train_text(
         config.head = hidden.clone();
     }
     config.train = train_config(args, &config.train, "adam", sora::textclf::DEFAULT_PATIENCE)?;
-    let data = load_csv(&args.data, column, Some(&target))?;
+    let path = data_path(args)?;
+    let data = load_csv(path, column, Some(&target))?;
     println!(
         "{}: {} documents, classes {:?}",
-        args.data.display(),
+        path.display(),
         data.len(),
         data.classes
     );
@@ -1026,7 +1326,11 @@ fn predict_text(
     write_output(out, &text, docs.len())
 }
 
-fn train_ratings(args: &TrainArgs, device: &burn::tensor::Device) -> Result<()> {
+fn train_ratings(
+    args: &TrainArgs,
+    data: &std::path::Path,
+    device: &burn::tensor::Device,
+) -> Result<()> {
     use sora::recommend::{RecommendConfig, train};
 
     anyhow::ensure!(
@@ -1049,10 +1353,10 @@ fn train_ratings(args: &TrainArgs, device: &burn::tensor::Device) -> Result<()> 
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.lr = args.lr.unwrap_or(config.lr);
     config.patience = args.patience.unwrap_or(config.patience);
-    let ratings = Ratings::read_csv(&args.data, config.rating_range)?;
+    let ratings = Ratings::read_csv(data, config.rating_range)?;
     println!(
         "{}: {} ratings, {} users, {} items, range {}–{}{}",
-        args.data.display(),
+        data.display(),
         ratings.len(),
         ratings.n_users(),
         ratings.n_items(),

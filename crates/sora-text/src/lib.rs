@@ -9,6 +9,10 @@
 //! (masked mean — with no recurrent layer, the bag of embeddings —, max, last state, or
 //! attention).
 //!
+//! [`lm`] holds recurrent language models (embedding → LSTM/GRU → vocabulary logits, trained on
+//! next tokens) and the seeded [`lm::Sampler`] that lets them write: greedy, temperature, top-k
+//! and top-p.
+//!
 //! ```
 //! use sora_text::tokenize::{Tokenizer, VocabConfig, Vocabulary, Truncate, pad_batch};
 //!
@@ -28,6 +32,7 @@
 //! ```
 
 mod encoder;
+pub mod lm;
 pub mod recommend;
 pub mod tokenize;
 

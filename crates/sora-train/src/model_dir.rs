@@ -78,26 +78,7 @@ impl ModelDir {
         history: Option<&History>,
         extra: &[(&str, Vec<u8>)],
     ) -> Result<(), TrainError> {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| TrainError::Io {
-                file: self.path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "a model directory needs a name",
-                ),
-            })?;
-        let parent = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(TrainError::io(&parent))?;
-        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&staging);
-        let result = (|| {
-            std::fs::create_dir(&staging).map_err(TrainError::io(&staging))?;
+        self.save_with(|staging| {
             let write = |file: &str, bytes: &[u8]| {
                 let path = staging.join(file);
                 write_atomic(&path, bytes).map_err(TrainError::io(path))
@@ -116,7 +97,63 @@ impl ModelDir {
                 write(file, bytes)?;
             }
             Ok(())
-        })();
+        })
+    }
+
+    /// Builds the directory with `write`, which fills a fresh staging directory beside `path`
+    /// (its argument), then swaps the staging directory into place: if `write` or the swap
+    /// fails, an existing directory at `path` is left as it was and the staging directory is
+    /// removed. [`ModelDir::save`] is this with the files of an encoder + head model; other
+    /// models (e.g. language models) write their own files through it.
+    ///
+    /// ```
+    /// use sora_train::{ModelDir, TrainError};
+    ///
+    /// # fn main() -> Result<(), TrainError> {
+    /// let tmp = std::env::temp_dir().join(format!("sora-save-with-{}", std::process::id()));
+    /// let dir = ModelDir::new(tmp.join("model"));
+    /// let note = |staging: &std::path::Path, text: &str| {
+    ///     let file = staging.join("note.txt");
+    ///     std::fs::write(&file, text).map_err(|source| TrainError::Io { file, source })
+    /// };
+    /// dir.save_with(|staging| note(staging, "first"))?;
+    /// // A failing save leaves the previous directory untouched.
+    /// let failed = dir.save_with(|staging| {
+    ///     note(staging, "second")?;
+    ///     let source = std::io::Error::other("disk full");
+    ///     Err(TrainError::Io { file: staging.join("model.safetensors"), source })
+    /// });
+    /// assert!(failed.is_err());
+    /// assert_eq!(std::fs::read_to_string(dir.path().join("note.txt")).unwrap(), "first");
+    /// # std::fs::remove_dir_all(&tmp).unwrap();
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn save_with(
+        &self,
+        write: impl FnOnce(&Path) -> Result<(), TrainError>,
+    ) -> Result<(), TrainError> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| TrainError::Io {
+                file: self.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a model directory needs a name",
+                ),
+            })?;
+        let parent = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(TrainError::io(&parent))?;
+        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&staging);
+        let result = std::fs::create_dir(&staging)
+            .map_err(TrainError::io(&staging))
+            .and_then(|()| write(&staging));
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
