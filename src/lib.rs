@@ -22,6 +22,7 @@ pub mod explain;
 pub mod media;
 pub mod recommend;
 pub mod report;
+pub mod serve;
 pub mod tabular;
 pub mod text_explain;
 pub mod textclf;

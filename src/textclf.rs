@@ -597,6 +597,11 @@ impl TextModel {
         })
     }
 
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
     /// Reads the model's text column (and its label column, when `labelled`) from a CSV
     /// file; labels are mapped onto the model's classes.
     pub fn load_csv(&self, path: &Path, labelled: bool) -> Result<TextData> {

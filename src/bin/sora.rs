@@ -145,12 +145,114 @@ enum Command {
         #[arg(long, default_value = "flex")]
         device: String,
     },
+    /// Serve a tabular or text model over HTTP for real-time scoring: POST /v1/predict,
+    /// POST /v1/explain, GET /v1/model, GET /healthz, GET /metrics. Stops on Ctrl-C or
+    /// SIGTERM once the requests in flight are answered.
+    Serve(ServeArgs),
     /// Report the compiled backends, which devices work, threads and versions.
     Doctor {
         /// Check only this device.
         #[arg(long)]
         device: Option<String>,
     },
+}
+
+/// Options of `sora serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The model directory (written by `sora train`; tabular or text).
+    #[arg(long)]
+    model: PathBuf,
+    /// The address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Device: flex (default) or ndarray.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Microseconds the scorer waits for more requests to batch with the first one
+    /// (0: score at once whatever is queued).
+    #[arg(long, default_value_t = 100)]
+    batch_window_us: u64,
+    /// Most rows scored in one forward pass.
+    #[arg(long, default_value_t = 256)]
+    max_batch_rows: usize,
+    /// Largest request body in bytes (larger: 413).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Most rows in one request (more: 413).
+    #[arg(long, default_value_t = 1024)]
+    max_rows: usize,
+    /// Threads answering HTTP (default: one per CPU); scoring runs on one more thread.
+    #[arg(long)]
+    http_threads: Option<usize>,
+}
+
+/// `sora serve`: loads the model once, serves until Ctrl-C or SIGTERM.
+fn serve(args: ServeArgs) -> Result<()> {
+    use sora::serve::{ServeConfig, Server};
+
+    let device = sora::device::device(&args.device)?;
+    let config = ServeConfig {
+        batch_window: std::time::Duration::from_micros(args.batch_window_us),
+        max_batch_rows: args.max_batch_rows,
+        max_body_bytes: args.max_body_bytes,
+        max_rows: args.max_rows,
+        device_name: sora::device::DeviceChoice::parse(&args.device)?
+            .name()
+            .to_string(),
+    };
+    let server = Server::load(&args.model, &device, config)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.http_threads {
+        anyhow::ensure!(n > 0, "--http-threads: expected a positive number");
+        runtime.worker_threads(n);
+    }
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--addr {}: {e}", args.addr))?;
+        let info = server.info();
+        println!(
+            "serving {} {} model {} ({} input columns, {} parameters, device {})",
+            info.kind,
+            info.task,
+            args.model.display(),
+            info.input.len(),
+            info.parameters,
+            info.device
+        );
+        println!("listening on http://{}", listener.local_addr()?);
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        server.run(listener, shutdown_signal()).await?;
+        println!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// Completes on Ctrl-C or (on Unix) SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => eprintln!("Ctrl-C: finishing the requests in flight"),
+        () = terminate => eprintln!("SIGTERM: finishing the requests in flight"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -185,6 +287,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Doctor { device } => doctor(device.as_deref()),
+        Command::Serve(args) => serve(args),
         Command::Inspect { data, target } => inspect(&data, target.as_deref()),
         Command::Explain {
             model,
