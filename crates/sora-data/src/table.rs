@@ -369,7 +369,12 @@ mod tests {
         ));
         assert!(matches!(
             Table::from_rows("req", h(&["x", "y"]), vec![h(&["1"])]),
-            Err(DataError::FieldCount { line: 2, expected: 2, found: 1, .. })
+            Err(DataError::FieldCount {
+                line: 2,
+                expected: 2,
+                found: 1,
+                ..
+            })
         ));
         assert!(matches!(
             Table::from_rows("req", h(&["x"]), Vec::new()),
