@@ -25,8 +25,10 @@
 //! `{"error": "…", "row": 3, "column": "AGE"}` (rows numbered from 0 within the request).
 //!
 //! Requests are batched: handlers validate and transform their rows, then queue them; the
-//! scoring thread takes what is queued, waits at most [`ServeConfig::batch_window`] for more
-//! (up to [`ServeConfig::max_batch_rows`] rows), and scores them in one forward pass.
+//! scoring thread takes what is queued and, while other requests are still being parsed by
+//! the HTTP threads, waits at most [`ServeConfig::batch_window`] for them (up to
+//! [`ServeConfig::max_batch_rows`] rows), then scores them all in one forward pass. A lone
+//! request is scored at once, so the window costs nothing without load.
 //!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -74,7 +76,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -100,8 +102,9 @@ use crate::textclf::{TextJobError, TextModel};
 /// Options of the server besides the model and the address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServeConfig {
-    /// How long the scoring thread waits for more requests once it has one, before scoring
-    /// what it holds (zero: score at once whatever is queued).
+    /// How long the scoring thread waits for requests that are being parsed when it takes
+    /// one from the queue, before scoring what it holds (zero: score at once whatever is
+    /// queued). It never waits when no other request is on its way.
     pub batch_window: Duration,
     /// Most rows scored in one forward pass (a request with more rows is scored alone).
     pub max_batch_rows: usize,
@@ -266,6 +269,24 @@ struct Shared {
     config: ServeConfig,
     jobs: Sender<JobBox>,
     metrics: Arc<Metrics>,
+    /// Predict requests being parsed and transformed, not yet queued.
+    arriving: Arc<AtomicUsize>,
+}
+
+/// Counts a predict request as arriving until it is queued or rejected (dropped).
+struct Arriving<'a>(&'a AtomicUsize);
+
+impl<'a> Arriving<'a> {
+    fn new(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::AcqRel);
+        Arriving(counter)
+    }
+}
+
+impl Drop for Arriving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A job, boxed so the channel carries no `Debug` requirement.
@@ -324,6 +345,8 @@ impl Server {
         let metrics = read_json(sora_train::files::METRICS)?;
 
         let metrics_store = Arc::new(Metrics::default());
+        let arriving = Arc::new(AtomicUsize::new(0));
+        let worker_arriving = Arc::clone(&arriving);
         let (jobs, queue) = std::sync::mpsc::channel::<JobBox>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let text = TextModel::is_text_model(dir);
@@ -356,7 +379,13 @@ impl Server {
                 if ready_tx.send(Ok(description)).is_err() {
                     return;
                 }
-                score_loop(&loaded, &queue, &worker_config, &worker_metrics);
+                score_loop(
+                    &loaded,
+                    &queue,
+                    &worker_config,
+                    &worker_metrics,
+                    &worker_arriving,
+                );
             })
             .map_err(|e| ServeError::Worker(format!("could not start: {e}")))?;
         let (partial, pipeline) = ready_rx
@@ -376,6 +405,7 @@ impl Server {
                 config,
                 jobs,
                 metrics: metrics_store,
+                arriving,
             }),
             worker,
         })
@@ -496,7 +526,13 @@ fn describe(loaded: &Loaded) -> (ModelInfo, Option<FittedPipeline>) {
 }
 
 /// The scoring thread: batches prediction jobs and answers explanation jobs one by one.
-fn score_loop(loaded: &Loaded, queue: &Receiver<JobBox>, config: &ServeConfig, metrics: &Metrics) {
+fn score_loop(
+    loaded: &Loaded,
+    queue: &Receiver<JobBox>,
+    config: &ServeConfig,
+    metrics: &Metrics,
+    arriving: &AtomicUsize,
+) {
     let mut pending: Option<Job> = None;
     loop {
         let job = match pending.take() {
@@ -515,8 +551,13 @@ fn score_loop(loaded: &Loaded, queue: &Receiver<JobBox>, config: &ServeConfig, m
                 let mut total = rows;
                 let deadline = Instant::now() + config.batch_window;
                 while total < config.max_batch_rows {
-                    let next = match deadline.checked_duration_since(Instant::now()) {
-                        Some(wait) if !wait.is_zero() => queue.recv_timeout(wait),
+                    // Wait only while other requests are on their way to the queue; a lone
+                    // request is scored at once.
+                    let remaining = deadline.checked_duration_since(Instant::now());
+                    let next = match remaining {
+                        Some(wait) if !wait.is_zero() && arriving.load(Ordering::Acquire) > 0 => {
+                            queue.recv_timeout(wait)
+                        }
                         _ => queue.try_recv().map_err(|e| match e {
                             std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
                             std::sync::mpsc::TryRecvError::Disconnected => {
@@ -821,6 +862,7 @@ async fn predict_handler(
     State(shared): State<Arc<Shared>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let arriving = Arriving::new(&shared.arriving);
     let envelope = parse_body(body, &["row", "rows"])?;
     let rows = rows_of(&envelope, shared.config.max_rows)?;
     let (input, n) = match &shared.pipeline {
@@ -838,6 +880,7 @@ async fn predict_handler(
         }
     };
     let (reply, answer) = tokio::sync::oneshot::channel();
+    drop(arriving);
     shared
         .jobs
         .send(JobBox(Job::Predict {

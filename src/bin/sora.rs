@@ -169,8 +169,8 @@ struct ServeArgs {
     /// Device: flex (default) or ndarray.
     #[arg(long, default_value = "flex")]
     device: String,
-    /// Microseconds the scorer waits for more requests to batch with the first one
-    /// (0: score at once whatever is queued).
+    /// Microseconds the scorer waits for requests still being parsed to batch them with the
+    /// first one (0: score at once whatever is queued; a lone request never waits).
     #[arg(long, default_value_t = 100)]
     batch_window_us: u64,
     /// Most rows scored in one forward pass.
