@@ -267,7 +267,7 @@ struct Shared {
     info: ModelInfo,
     pipeline: Option<FittedPipeline>,
     config: ServeConfig,
-    jobs: Sender<JobBox>,
+    jobs: Sender<Job>,
     metrics: Arc<Metrics>,
     /// Predict requests being parsed and transformed, not yet queued.
     arriving: Arc<AtomicUsize>,
@@ -286,15 +286,6 @@ impl<'a> Arriving<'a> {
 impl Drop for Arriving<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-/// A job, boxed so the channel carries no `Debug` requirement.
-struct JobBox(Job);
-
-impl std::fmt::Debug for JobBox {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
     }
 }
 
@@ -347,7 +338,7 @@ impl Server {
         let metrics_store = Arc::new(Metrics::default());
         let arriving = Arc::new(AtomicUsize::new(0));
         let worker_arriving = Arc::clone(&arriving);
-        let (jobs, queue) = std::sync::mpsc::channel::<JobBox>();
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let text = TextModel::is_text_model(dir);
         let (dir_owned, device_owned, worker_config, worker_metrics) = (
@@ -528,7 +519,7 @@ fn describe(loaded: &Loaded) -> (ModelInfo, Option<FittedPipeline>) {
 /// The scoring thread: batches prediction jobs and answers explanation jobs one by one.
 fn score_loop(
     loaded: &Loaded,
-    queue: &Receiver<JobBox>,
+    queue: &Receiver<Job>,
     config: &ServeConfig,
     metrics: &Metrics,
     arriving: &AtomicUsize,
@@ -538,7 +529,7 @@ fn score_loop(
         let job = match pending.take() {
             Some(job) => job,
             None => match queue.recv() {
-                Ok(JobBox(job)) => job,
+                Ok(job) => job,
                 Err(_) => return,
             },
         };
@@ -566,11 +557,11 @@ fn score_loop(
                         }),
                     };
                     match next {
-                        Ok(JobBox(Job::Predict { input, rows, reply })) => {
+                        Ok(Job::Predict { input, rows, reply }) => {
                             total += rows;
                             batch.push((input, rows, reply));
                         }
-                        Ok(JobBox(other)) => {
+                        Ok(other) => {
                             pending = Some(other);
                             break;
                         }
@@ -869,7 +860,7 @@ async fn predict_handler(
         Some(pipeline) => {
             let table = table_of(pipeline, &rows)?;
             let t = pipeline
-                .transform(&table, &(0..n_rows(&table)).collect::<Vec<_>>())
+                .transform(&table, &(0..table.n_rows()).collect::<Vec<_>>())
                 .map_err(data_error)?;
             (Input::Features(t.features), t.rows.len())
         }
@@ -883,11 +874,11 @@ async fn predict_handler(
     drop(arriving);
     shared
         .jobs
-        .send(JobBox(Job::Predict {
+        .send(Job::Predict {
             input,
             rows: n,
             reply,
-        }))
+        })
         .map_err(|_| unavailable())?;
     let outputs = answer
         .await
@@ -972,7 +963,7 @@ async fn explain_handler(
             let table = table_of(pipeline, &rows)?;
             // Rejects what the model cannot take (e.g. a value too large) before explaining.
             pipeline
-                .transform(&table, &(0..n_rows(&table)).collect::<Vec<_>>())
+                .transform(&table, &(0..table.n_rows()).collect::<Vec<_>>())
                 .map_err(data_error)?;
             let options = ExplainOptions {
                 method: method.clone(),
@@ -1010,7 +1001,7 @@ async fn explain_handler(
     let (reply, answer) = tokio::sync::oneshot::channel();
     shared
         .jobs
-        .send(JobBox(Job::Explain { request, reply }))
+        .send(Job::Explain { request, reply })
         .map_err(|_| unavailable())?;
     let explanations = answer
         .await
@@ -1033,10 +1024,6 @@ fn unavailable() -> ApiError {
         StatusCode::SERVICE_UNAVAILABLE,
         "the scoring thread has stopped",
     )
-}
-
-fn n_rows(table: &Table) -> usize {
-    table.n_rows()
 }
 
 /// The body as a JSON object with only `allowed` fields.

@@ -329,6 +329,9 @@ fn explain_gives_attributions_per_raw_column() {
     );
 }
 
+/// A bad request: body, status, the row and column the answer names, words in its message.
+type Case = (Vec<u8>, u16, Option<u64>, Option<&'static str>, &'static str);
+
 #[test]
 fn bad_input_gets_a_4xx_json_answer_naming_the_problem() {
     let (model, rows) = german();
@@ -344,8 +347,7 @@ fn bad_input_gets_a_4xx_json_answer_naming_the_problem() {
     let mut no_age = good.clone();
     no_age.as_object_mut().unwrap().remove("age");
 
-    // (body, status, row, column, words in the message)
-    let cases: Vec<(Vec<u8>, u16, Option<u64>, Option<&str>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (b"{\"rows\": [".to_vec(), 400, None, None, "malformed JSON"),
         (b"\xff\xfe".to_vec(), 400, None, None, "malformed JSON"),
         (
