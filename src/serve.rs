@@ -193,6 +193,8 @@ pub struct ModelInfo {
     pub input: Vec<InputColumn>,
     /// The model spec (`spec.json`).
     pub spec: Value,
+    /// The spec's summary: layers, output shapes, parameters (as `sora summary` prints it).
+    pub summary: String,
     /// Number of parameters.
     pub parameters: usize,
     /// Test metrics at training time (`metrics.json`), when saved.
@@ -440,13 +442,14 @@ impl Server {
 /// The model's description for [`ModelInfo`] (without the file contents), and the pipeline
 /// the handlers transform rows with.
 fn describe(loaded: &Loaded) -> (ModelInfo, Option<FittedPipeline>) {
-    let base = |kind, task, target: &str, classes, input, parameters| ModelInfo {
+    let base = |kind, task, target: &str, classes, input, parameters, summary| ModelInfo {
         kind,
         task,
         target: target.to_string(),
         classes,
         input,
         spec: Value::Null,
+        summary,
         parameters,
         metrics: None,
         directory: String::new(),
@@ -493,6 +496,7 @@ fn describe(loaded: &Loaded) -> (ModelInfo, Option<FittedPipeline>) {
                 p.classes().map(<[String]>::to_vec),
                 input,
                 m.model.num_params(),
+                m.spec.summary().to_string(),
             );
             (info, Some(m.pipeline.clone()))
         }
@@ -510,6 +514,7 @@ fn describe(loaded: &Loaded) -> (ModelInfo, Option<FittedPipeline>) {
                 Some(m.text.classes.clone()),
                 input,
                 m.model.num_params(),
+                m.summary.clone(),
             );
             (info, None)
         }

@@ -548,6 +548,12 @@ impl TextRun {
         TextModel {
             text: self.text.clone(),
             model: self.model.clone(),
+            // The spec was checked before training; a failure cannot happen here.
+            summary: self
+                .spec
+                .check()
+                .map(|c| c.summary().to_string())
+                .unwrap_or_default(),
             device: device.clone(),
         }
     }
@@ -560,6 +566,8 @@ pub struct TextModel {
     pub text: SavedText,
     /// The model.
     pub model: Model<TextEncoder>,
+    /// The checked spec's summary: layers, output shapes, parameters.
+    pub summary: String,
     device: Device,
 }
 
@@ -593,6 +601,7 @@ impl TextModel {
         Ok(TextModel {
             text,
             model: loaded.model,
+            summary: loaded.spec.summary().to_string(),
             device: device.clone(),
         })
     }

@@ -228,6 +228,8 @@ fn serve_answers_as_sora_predict_does() {
         info["metrics"]["accuracy"].as_f64().unwrap() > 0.5,
         "{info}"
     );
+    let summary = info["summary"].as_str().unwrap();
+    assert!(summary.contains("Total params"), "{summary}");
     let inputs: Vec<&str> = info["input"]
         .as_array()
         .unwrap()
@@ -330,7 +332,13 @@ fn explain_gives_attributions_per_raw_column() {
 }
 
 /// A bad request: body, status, the row and column the answer names, words in its message.
-type Case = (Vec<u8>, u16, Option<u64>, Option<&'static str>, &'static str);
+type Case = (
+    Vec<u8>,
+    u16,
+    Option<u64>,
+    Option<&'static str>,
+    &'static str,
+);
 
 #[test]
 fn bad_input_gets_a_4xx_json_answer_naming_the_problem() {
