@@ -540,7 +540,11 @@ fn score_loop(
         };
         match job {
             Job::Explain { request, reply } => {
-                let _ = reply.send(explain(loaded, request));
+                let result = guarded(|| explain(loaded, request));
+                if result.is_err() {
+                    metrics.scoring_errors.fetch_add(1, Ordering::Relaxed);
+                }
+                let _ = reply.send(result);
             }
             Job::Predict { input, rows, reply } => {
                 let mut batch = vec![(input, rows, reply)];
@@ -579,7 +583,7 @@ fn score_loop(
                     .map(|(input, rows, reply)| ((input, rows), reply))
                     .unzip();
                 let sizes: Vec<usize> = inputs.iter().map(|(_, n)| *n).collect();
-                match score(loaded, inputs) {
+                match guarded(|| score(loaded, inputs)) {
                     Ok(outputs) => {
                         let mut outputs = outputs.into_iter();
                         for (reply, n) in replies.into_iter().zip(sizes) {
@@ -596,6 +600,19 @@ fn score_loop(
             }
         }
     }
+}
+
+/// Runs `f`, turning a panic inside it (a bug, not bad input: rows are checked before they are
+/// queued) into an error for the requests concerned, so the scoring thread keeps serving.
+fn guarded<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(format!("the model failed on these rows: {why}"))
+    })
 }
 
 /// One forward pass over the concatenated rows of several requests.
@@ -1433,7 +1450,7 @@ impl Metrics {
             ),
             (
                 "sora_scoring_errors_total",
-                "Forward passes that failed inside the model.",
+                "Forward passes and explanations that failed inside the model (500 answers).",
                 &self.scoring_errors,
             ),
         ] {
@@ -1449,6 +1466,16 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_while_scoring_becomes_an_error() {
+        let r: Result<(), String> = guarded(|| panic!("shape mismatch"));
+        assert_eq!(
+            r,
+            Err("the model failed on these rows: shape mismatch".into())
+        );
+        assert_eq!(guarded(|| Ok(3)), Ok(3));
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {

@@ -595,8 +595,9 @@ fn sigterm_lets_the_request_in_flight_finish() {
     .unwrap();
     stream.flush().unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    let kill = Command::new("kill")
-        .args(["-TERM", &server.child.id().to_string()])
+    // The shell's own `kill`: no procps needed.
+    let kill = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", server.child.id())])
         .status()
         .unwrap();
     assert!(kill.success());
