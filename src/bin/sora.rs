@@ -209,6 +209,7 @@ fn serve(args: ServeArgs) -> Result<()> {
     }
     let runtime = runtime.enable_all().build()?;
     runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
         let listener = tokio::net::TcpListener::bind(&args.addr)
             .await
             .map_err(|e| anyhow::anyhow!("--addr {}: {e}", args.addr))?;
@@ -225,33 +226,37 @@ fn serve(args: ServeArgs) -> Result<()> {
         println!("listening on http://{}", listener.local_addr()?);
         use std::io::Write;
         std::io::stdout().flush()?;
-        server.run(listener, shutdown_signal()).await?;
+        server.run(listener, shutdown).await?;
         println!("stopped");
         anyhow::Ok(())
     })
 }
 
-/// Completes on Ctrl-C or (on Unix) SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// A future that completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM. On Unix both handlers are
+/// installed here, before the server says it is listening, so a signal sent as soon as it
+/// does is never missed. Needs the Tokio runtime.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => eprintln!("Ctrl-C: finishing the requests in flight"),
+                _ = terminate.recv() => eprintln!("SIGTERM: finishing the requests in flight"),
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => eprintln!("Ctrl-C: finishing the requests in flight"),
-        () = terminate => eprintln!("SIGTERM: finishing the requests in flight"),
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("Ctrl-C: finishing the requests in flight");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        })
     }
 }
 
