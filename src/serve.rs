@@ -1467,6 +1467,17 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    /// What docs/architecture.md states: Burn 0.22.1's models and devices may be shared
+    /// across threads (the server still gives the model one owner, for batching).
+    #[test]
+    fn models_and_devices_are_send_and_sync() {
+        fn shared<T: Send + Sync>() {}
+        shared::<sora_core::Model<sora_core::Identity>>();
+        shared::<TabularModel>();
+        shared::<TextModel>();
+        shared::<Device>();
+    }
+
     #[test]
     fn a_panic_while_scoring_becomes_an_error() {
         let r: Result<(), String> = guarded(|| panic!("shape mismatch"));
