@@ -25,6 +25,7 @@ pub mod generate;
 pub mod media;
 pub mod recommend;
 pub mod report;
+pub mod serve;
 pub mod tabular;
 pub mod text_explain;
 pub mod textclf;

@@ -437,12 +437,27 @@ impl TabularModel {
     pub fn predict(&self, table: &Table) -> Result<Predictions, TabularError> {
         let rows: Vec<usize> = (0..table.n_rows()).collect();
         let t = self.pipeline.transform(table, &rows)?;
+        let outputs = self.predict_inputs(t.features)?;
+        Ok(Predictions {
+            rows: t.rows,
+            outputs,
+            classes: self.pipeline.classes().map(<[String]>::to_vec),
+            unseen_categories: t.unseen_categories,
+        })
+    }
+
+    /// Predicts rows already turned into model inputs by the pipeline (row-major,
+    /// [`FittedPipeline::d_input`] values per row): per row, class probabilities
+    /// (classification) or the value (regression). [`predict`](Self::predict) is the
+    /// pipeline's `transform` followed by this.
+    pub fn predict_inputs(&self, features: Vec<f32>) -> Result<Vec<Vec<f32>>, TabularError> {
+        let d = self.pipeline.d_input();
+        let n = features.len() / d.max(1);
         let classify = self.pipeline.classes().is_some();
-        let n = t.rows.len();
         let d_out = self.spec.d_output();
         let data = TabularData::new(
-            t.features,
-            t.d,
+            features,
+            d,
             if classify {
                 Targets::Classes {
                     labels: vec![0; n],
@@ -456,12 +471,7 @@ impl TabularModel {
             },
         )?;
         let flat = sora_train::predict(&self.model, &data, 256, &self.device)?;
-        Ok(Predictions {
-            rows: t.rows,
-            outputs: flat.chunks(d_out).map(<[f32]>::to_vec).collect(),
-            classes: self.pipeline.classes().map(<[String]>::to_vec),
-            unseen_categories: t.unseen_categories,
-        })
+        Ok(flat.chunks(d_out).map(<[f32]>::to_vec).collect())
     }
 
     /// Metrics on labelled rows.

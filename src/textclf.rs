@@ -552,6 +552,12 @@ impl TextRun {
         TextModel {
             text: self.text.clone(),
             model: self.model.clone(),
+            // The spec was checked before training; a failure cannot happen here.
+            summary: self
+                .spec
+                .check()
+                .map(|c| c.summary().to_string())
+                .unwrap_or_default(),
             device: device.clone(),
         }
     }
@@ -564,6 +570,8 @@ pub struct TextModel {
     pub text: SavedText,
     /// The model.
     pub model: Model<TextEncoder>,
+    /// The checked spec's summary: layers, output shapes, parameters.
+    pub summary: String,
     device: Device,
 }
 
@@ -597,8 +605,14 @@ impl TextModel {
         Ok(TextModel {
             text,
             model: loaded.model,
+            summary: loaded.spec.summary().to_string(),
             device: device.clone(),
         })
+    }
+
+    /// The device the model lives on.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Reads the model's text column (and its label column, when `labelled`) from a CSV

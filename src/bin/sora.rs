@@ -159,12 +159,119 @@ enum Command {
     /// each piece as it is drawn. The prompt is read as the start of a line; characters or
     /// words the model never saw read as `<unk>` (counted on standard error).
     Generate(GenerateArgs),
+    /// Serve a tabular or text model over HTTP for real-time scoring: POST /v1/predict,
+    /// POST /v1/explain, GET /v1/model, GET /healthz, GET /metrics. Stops on Ctrl-C or
+    /// SIGTERM once the requests in flight are answered.
+    Serve(ServeArgs),
     /// Report the compiled backends, which devices work, threads and versions.
     Doctor {
         /// Check only this device.
         #[arg(long)]
         device: Option<String>,
     },
+}
+
+/// Options of `sora serve`.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// The model directory (written by `sora train`; tabular or text).
+    #[arg(long)]
+    model: PathBuf,
+    /// The address to listen on (port 0: any free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// Device: flex (default) or ndarray.
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Microseconds the scorer waits for requests still being parsed to batch them with the
+    /// first one (0: score at once whatever is queued; a lone request never waits).
+    #[arg(long, default_value_t = 100)]
+    batch_window_us: u64,
+    /// Most rows scored in one forward pass.
+    #[arg(long, default_value_t = 256)]
+    max_batch_rows: usize,
+    /// Largest request body in bytes (larger: 413).
+    #[arg(long, default_value_t = 1 << 20)]
+    max_body_bytes: usize,
+    /// Most rows in one request (more: 413).
+    #[arg(long, default_value_t = 1024)]
+    max_rows: usize,
+    /// Threads answering HTTP (default: one per CPU); scoring runs on one more thread.
+    #[arg(long)]
+    http_threads: Option<usize>,
+}
+
+/// `sora serve`: loads the model once, serves until Ctrl-C or SIGTERM.
+fn serve(args: ServeArgs) -> Result<()> {
+    use sora::serve::{ServeConfig, Server};
+
+    let device = sora::device::device(&args.device)?;
+    let config = ServeConfig {
+        batch_window: std::time::Duration::from_micros(args.batch_window_us),
+        max_batch_rows: args.max_batch_rows,
+        max_body_bytes: args.max_body_bytes,
+        max_rows: args.max_rows,
+        device_name: sora::device::DeviceChoice::parse(&args.device)?
+            .name()
+            .to_string(),
+    };
+    let server = Server::load(&args.model, &device, config)?;
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.http_threads {
+        anyhow::ensure!(n > 0, "--http-threads: expected a positive number");
+        runtime.worker_threads(n);
+    }
+    let runtime = runtime.enable_all().build()?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        let listener = tokio::net::TcpListener::bind(&args.addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("--addr {}: {e}", args.addr))?;
+        let info = server.info();
+        println!(
+            "serving {} {} model {} ({} input columns, {} parameters, device {})",
+            info.kind,
+            info.task,
+            args.model.display(),
+            info.input.len(),
+            info.parameters,
+            info.device
+        );
+        println!("listening on http://{}", listener.local_addr()?);
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        server.run(listener, shutdown).await?;
+        println!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+/// A future that completes on Ctrl-C (SIGINT) or, on Unix, SIGTERM. On Unix both handlers are
+/// installed here, before the server says it is listening, so a signal sent as soon as it
+/// does is never missed. Needs the Tokio runtime.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => eprintln!("Ctrl-C: finishing the requests in flight"),
+                _ = terminate.recv() => eprintln!("SIGTERM: finishing the requests in flight"),
+            }
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("Ctrl-C: finishing the requests in flight");
+            } else {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
 }
 
 fn main() -> ExitCode {
@@ -210,6 +317,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Doctor { device } => doctor(device.as_deref()),
+        Command::Serve(args) => serve(args),
         Command::Inspect { data, target } => inspect(&data, target.as_deref()),
         Command::Explain {
             model,

@@ -590,6 +590,17 @@ impl FittedPipeline {
             .is_some_and(|f| f.is_missing(cell, &self.missing_markers))
     }
 
+    /// The cells that mean "missing" to this pipeline (as configured when it was fitted).
+    pub fn missing_markers(&self) -> &MissingMarkers {
+        &self.missing_markers
+    }
+
+    /// Whether rows with a missing feature cell are dropped by [`transform`](Self::transform)
+    /// rather than imputed (`drop_missing_rows` when fitted).
+    pub fn drops_missing_rows(&self) -> bool {
+        self.drop_missing_rows
+    }
+
     /// The classes in label order, for a classification target.
     pub fn classes(&self) -> Option<&[String]> {
         match &self.target_encoding {

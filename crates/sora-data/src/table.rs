@@ -136,6 +136,70 @@ impl Table {
         })
     }
 
+    /// Builds a table from cells already split into rows (e.g. rows received as JSON rather
+    /// than read from a file); `source` is the name used in errors.
+    ///
+    /// The same rules as [`Table::from_reader`] apply: header names non-empty and unique,
+    /// every row as long as the header, at least one row, every cell trimmed of surrounding
+    /// whitespace. Data row `i` (0-based) is numbered as line `i + 2`, as if the rows had been
+    /// written below a header line.
+    ///
+    /// ```
+    /// use sora_data::Table;
+    ///
+    /// # fn main() -> Result<(), sora_data::DataError> {
+    /// let rows = vec![vec![" 31".to_string(), "Oslo".to_string()]];
+    /// let table = Table::from_rows("request", vec!["age".into(), "city".into()], rows)?;
+    /// assert_eq!(table.cell(0, 0), "31");
+    /// assert_eq!(table.line(0), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn from_rows(source: &str, headers: Vec<String>, rows: Vec<Vec<String>>) -> Result<Table> {
+        for (i, name) in headers.iter().enumerate() {
+            if name.trim().is_empty() {
+                return Err(DataError::EmptyColumnName {
+                    file: source.to_string(),
+                    field: i + 1,
+                });
+            }
+            if let Some(first) = headers[..i].iter().position(|h| h == name) {
+                return Err(DataError::DuplicateColumn {
+                    file: source.to_string(),
+                    column: name.clone(),
+                    first: first + 1,
+                    second: i + 1,
+                });
+            }
+        }
+        if rows.is_empty() {
+            return Err(DataError::NoDataRows {
+                file: source.to_string(),
+            });
+        }
+        let mut cells = Vec::with_capacity(rows.len() * headers.len());
+        let mut lines = Vec::with_capacity(rows.len());
+        for (i, row) in rows.into_iter().enumerate() {
+            let line = i as u64 + 2;
+            if row.len() != headers.len() {
+                return Err(DataError::FieldCount {
+                    file: source.to_string(),
+                    line,
+                    expected: headers.len(),
+                    found: row.len(),
+                });
+            }
+            cells.extend(row.iter().map(|c| c.trim().to_string()));
+            lines.push(line);
+        }
+        Ok(Table {
+            source: source.to_string(),
+            headers,
+            cells,
+            lines,
+        })
+    }
+
     /// The name used in errors: the path or the `source` given.
     pub fn source(&self) -> &str {
         &self.source
@@ -280,6 +344,42 @@ mod tests {
 
     fn read(text: &[u8]) -> Result<Table> {
         Table::from_reader(text, "t.csv")
+    }
+
+    #[test]
+    fn from_rows_checks_like_a_file_and_equals_the_same_csv() {
+        let h = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let rows = vec![h(&["1", " a "]), h(&["", "b"])];
+        let table = Table::from_rows("req", h(&["x", "y"]), rows.clone()).unwrap();
+        let csv = read(b"x,y\n1, a \n,b\n").unwrap();
+        assert_eq!(table.headers(), csv.headers());
+        for r in 0..2 {
+            assert_eq!(table.line(r), csv.line(r));
+            for c in 0..2 {
+                assert_eq!(table.cell(r, c), csv.cell(r, c));
+            }
+        }
+        assert!(matches!(
+            Table::from_rows("req", h(&["x", "x"]), rows.clone()),
+            Err(DataError::DuplicateColumn { .. })
+        ));
+        assert!(matches!(
+            Table::from_rows("req", h(&["x", ""]), rows),
+            Err(DataError::EmptyColumnName { field: 2, .. })
+        ));
+        assert!(matches!(
+            Table::from_rows("req", h(&["x", "y"]), vec![h(&["1"])]),
+            Err(DataError::FieldCount {
+                line: 2,
+                expected: 2,
+                found: 1,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Table::from_rows("req", h(&["x"]), Vec::new()),
+            Err(DataError::NoDataRows { .. })
+        ));
     }
 
     #[test]
