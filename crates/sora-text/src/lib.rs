@@ -33,6 +33,7 @@
 
 mod encoder;
 pub mod lm;
+pub mod lstm;
 pub mod recommend;
 pub mod tokenize;
 
