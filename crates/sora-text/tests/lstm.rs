@@ -1,5 +1,6 @@
 //! The fused LSTM against Burn's `Lstm` holding the same numbers: outputs, final states, input
-//! gradients and weight gradients agree for sequences of 1, 7 and 64 steps, in both directions.
+//! gradients and weight gradients agree for sequences of 1, 7 and 64 steps, in both directions;
+//! and the text encoder's last-state pooling over the fused layer picks each document's last real step.
 //!
 //! Tolerance: both layers compute the same float32 expression; they differ in the order of the
 //! sums (one `[x, h] · W` product against eight separate products added), in the bias added
@@ -297,5 +298,43 @@ fn gradients_flow_to_every_time_step_through_the_halving_split() {
             values.iter().all(|v| *v > 0.0),
             "{seq_len} steps: {values:?}"
         );
+    }
+}
+
+#[test]
+fn last_state_pooling_takes_each_documents_last_real_step() {
+    use sora_core::EncoderSpec;
+    use sora_text::{Cell, SeqPool, TextSpec};
+    let device = device();
+    for bidirectional in [false, true] {
+        let spec = TextSpec::bag(20, 6, 4)
+            .with_rnn(Cell::Lstm, 3, 1, bidirectional)
+            .with_pool(SeqPool::Last);
+        let encoder = spec.init(&device);
+        let ids = Tensor::<2, Int>::from_data(
+            burn::tensor::TensorData::new(vec![3i64, 4, 5, 0, 0, 0, 7, 8, 9, 10, 11, 12], [2, 6]),
+            &device,
+        );
+        let mask = Tensor::<2>::from_data(
+            burn::tensor::TensorData::new(
+                vec![
+                    1.0f32, 1.0, 1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0,
+                ],
+                [2, 6],
+            ),
+            &device,
+        );
+        let states = encoder.states(ids);
+        let width = states.dims()[2];
+        let pooled = encoder.pool(states.clone(), mask);
+        let first = states.clone().slice(s![0..1, 2..3]).reshape([1, width]);
+        let second = states.slice(s![1..2, 5..6]).reshape([1, width]);
+        let expected = Tensor::cat(vec![first, second], 0);
+        let d = max_abs_diff(pooled.clone(), expected);
+        assert!(
+            d == 0.0,
+            "bidirectional {bidirectional}: pooled state off by {d}"
+        );
+        assert!(max_abs(pooled) > 0.0);
     }
 }
