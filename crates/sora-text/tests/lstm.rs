@@ -1,6 +1,7 @@
 //! The fused LSTM against Burn's `Lstm` holding the same numbers: outputs, final states, input
 //! gradients and weight gradients agree for sequences of 1, 7 and 64 steps, in both directions;
-//! and the text encoder's last-state pooling over the fused layer picks each document's last real step.
+//! and the text encoder's last-state pooling over the fused layer picks each document's last
+//! real step.
 //!
 //! Tolerance: both layers compute the same float32 expression; they differ in the order of the
 //! sums (one `[x, h] · W` product against eight separate products added), in the bias added
