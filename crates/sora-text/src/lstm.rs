@@ -1,7 +1,7 @@
 //! A fused LSTM layer: one matrix multiply per time step.
 //!
 //! Burn's [`burn::nn::lstm::Lstm`] keeps a pair of [`burn::nn::Linear`] per gate, so each time
-//! step runs eight small matrix multiplies and four activations, and takes its input through a
+//! step runs eight small matrix multiplies and five activations, and takes its input through a
 //! slice of the whole sequence (whose gradient is a zero tensor of the sequence's size: the
 //! backward pass grows with the square of the length). [`FusedLstm`] holds the same numbers in
 //! one weight matrix and per step runs:
