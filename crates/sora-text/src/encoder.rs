@@ -2,11 +2,12 @@
 
 use burn::module::Module;
 use burn::nn::gru::{BiGru, BiGruConfig, Gru, GruConfig};
-use burn::nn::lstm::{BiLstm, BiLstmConfig, Lstm, LstmConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
+
+use crate::lstm::{FusedBiLstm, FusedBiLstmConfig, FusedLstm, FusedLstmConfig};
 use sora_core::{
     Encoder, EncoderPlan, EncoderSpec, LayerSummary, SpecError, Tokens, positive_width,
 };
@@ -197,7 +198,9 @@ impl TextSpec {
                 let n = positive_width(r.layers, index, kind, "encoder.rnn.layers")?;
                 let dirs = if r.bidirectional { 2 } else { 1 };
                 for l in 0..n {
-                    // Per gate and direction: input and hidden transforms, each with a bias.
+                    // Per gate and direction: input and hidden weights and two biases (the
+                    // fused LSTM keeps PyTorch's `bias_ih` and `bias_hh`; Burn's GRU has a
+                    // biased input and hidden transform per gate).
                     let params = dirs * gates * (width * h + h * h + 2 * h);
                     width = dirs * h;
                     let name = format!("encoder.rnn.{l}");
@@ -242,10 +245,10 @@ impl TextSpec {
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum RnnLayer {
-    /// Forward LSTM.
-    Lstm(Lstm),
-    /// Bidirectional LSTM.
-    BiLstm(BiLstm),
+    /// Forward LSTM (fused: one matrix multiply per step).
+    Lstm(FusedLstm),
+    /// Bidirectional LSTM (fused).
+    BiLstm(FusedBiLstm),
     /// Forward GRU.
     Gru(Gru),
     /// Bidirectional GRU.
@@ -385,10 +388,10 @@ impl EncoderSpec for TextSpec {
             for _ in 0..n {
                 rnn.push(match (cell, bi) {
                     (Cell::Lstm, false) => {
-                        RnnLayer::Lstm(LstmConfig::new(width, h, true).init(device))
+                        RnnLayer::Lstm(FusedLstmConfig::new(width, h).init(device))
                     }
                     (Cell::Lstm, true) => {
-                        RnnLayer::BiLstm(BiLstmConfig::new(width, h, true).init(device))
+                        RnnLayer::BiLstm(FusedBiLstmConfig::new(width, h).init(device))
                     }
                     (Cell::Gru, false) => {
                         RnnLayer::Gru(GruConfig::new(width, h, true).init(device))

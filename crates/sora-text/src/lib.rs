@@ -9,6 +9,10 @@
 //! (masked mean — with no recurrent layer, the bag of embeddings —, max, last state, or
 //! attention).
 //!
+//! The LSTM layers are [`lstm::FusedLstm`] and [`lstm::FusedBiLstm`]: one weight matrix for the
+//! input and hidden transforms of all four gates, one matrix multiply and one sigmoid per time
+//! step, PyTorch's initialisation and parameter count.
+//!
 //! [`lm`] holds recurrent language models (embedding → LSTM/GRU → vocabulary logits, trained on
 //! next tokens) and the seeded [`lm::Sampler`] that lets them write: greedy, temperature, top-k
 //! and top-p.
@@ -33,6 +37,7 @@
 
 mod encoder;
 pub mod lm;
+pub mod lstm;
 pub mod recommend;
 pub mod tokenize;
 
