@@ -18,6 +18,7 @@
 
 pub mod datasets;
 pub mod device;
+pub mod doctor;
 pub mod explain;
 pub mod media;
 pub mod recommend;
