@@ -212,3 +212,32 @@ fn help_and_version_everywhere() {
     let out = sora(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// With `--features tch`, the program carries a run-time search path to torch's libraries
+/// (build.rs), so it starts with `LD_LIBRARY_PATH` unset, and the doctor finds the torch it was
+/// built against.
+#[cfg(feature = "tch")]
+#[test]
+fn tch_build_finds_torch_without_ld_library_path() {
+    let lib_dir = env!("SORA_TORCH_LIB");
+    let elf = Command::new("readelf")
+        .args(["-d", env!("CARGO_BIN_EXE_sora")])
+        .output()
+        .expect("readelf (binutils) runs");
+    let dynamic = String::from_utf8_lossy(&elf.stdout);
+    assert!(
+        dynamic
+            .lines()
+            .any(|l| (l.contains("(RUNPATH)") || l.contains("(RPATH)")) && l.contains(lib_dir)),
+        "no run-time search path to {lib_dir}:\n{dynamic}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sora"))
+        .args(["doctor", "--device", "tch"])
+        .env_remove("LD_LIBRARY_PATH")
+        .output()
+        .expect("the sora binary runs");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(stdout.contains("  tch         works "), "{stdout}");
+    assert!(stdout.contains("versions match"), "{stdout}");
+}
