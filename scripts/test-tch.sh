@@ -34,7 +34,7 @@ env -u LD_LIBRARY_PATH "$CARGO_TARGET_DIR/release/sora" doctor --device tch
 step "tests: backend parity, devices, doctor"
 cargo test --release --features tch --test backends -- --nocapture --test-threads 1
 cargo test --release --features tch --lib -- device doctor
-cargo test --release --features tch --test cli doctor
+cargo test --release --features tch --test cli
 
 step "clippy --features tch"
 cargo clippy --release --workspace --all-targets --features tch -- -D warnings

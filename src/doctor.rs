@@ -78,6 +78,8 @@ pub struct Threads {
     pub rayon_pool: usize,
     /// LibTorch's intra-op and inter-op threads (with the `tch` feature).
     pub torch: Option<(i32, i32)>,
+    /// `OMP_NUM_THREADS`, when set (LibTorch's CPU kernels run on OpenMP).
+    pub omp_env: Option<String>,
 }
 
 /// What is known about LibTorch (with the `tch` feature).
@@ -339,6 +341,7 @@ fn threads() -> Threads {
         rayon_env: std::env::var("RAYON_NUM_THREADS").ok(),
         rayon_pool: rayon::current_num_threads(),
         torch: torch_threads(),
+        omp_env: std::env::var("OMP_NUM_THREADS").ok(),
     }
 }
 
@@ -467,7 +470,11 @@ impl fmt::Display for Report {
             t.rayon_env.as_deref().unwrap_or("unset")
         )?;
         match t.torch {
-            Some((intra, inter)) => writeln!(f, "; LibTorch intra-op {intra}, inter-op {inter}")?,
+            Some((intra, inter)) => writeln!(
+                f,
+                "; LibTorch intra-op {intra}, inter-op {inter} (OMP_NUM_THREADS {})",
+                t.omp_env.as_deref().unwrap_or("unset")
+            )?,
             None => writeln!(f)?,
         }
         if let Some(torch) = &self.torch {

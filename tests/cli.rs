@@ -234,10 +234,13 @@ fn tch_build_finds_torch_without_ld_library_path() {
     let out = Command::new(env!("CARGO_BIN_EXE_sora"))
         .args(["doctor", "--device", "tch"])
         .env_remove("LD_LIBRARY_PATH")
+        .env("OMP_NUM_THREADS", "1")
         .output()
         .expect("the sora binary runs");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("  tch         works "), "{stdout}");
     assert!(stdout.contains("versions match"), "{stdout}");
+    // The thread count is LibTorch's own answer, which follows OMP_NUM_THREADS.
+    assert!(stdout.contains("LibTorch intra-op 1, inter-op"), "{stdout}");
 }
