@@ -32,11 +32,16 @@ use sora::device::DeviceChoice;
 use sora::text::{Cell, SeqPool, TextSpec};
 use sora::train::{OptimizerConfig, Progress, TrainConfig, Trainer};
 
-/// The compiled CPU backends, flex (the reference) first.
+/// The compiled backends, flex (the reference) first; LibTorch's first CUDA device too when
+/// LibTorch sees one (not yet run: see docs/backends.md).
 fn backends() -> Vec<DeviceChoice> {
     let all = [DeviceChoice::Flex, DeviceChoice::Ndarray, DeviceChoice::Tch];
     assert!(all[0].is_compiled(), "the parity suite needs flex");
-    all.into_iter().filter(|c| c.is_compiled()).collect()
+    let mut compiled: Vec<DeviceChoice> = all.into_iter().filter(|c| c.is_compiled()).collect();
+    if DeviceChoice::TchCuda(0).device().is_ok() {
+        compiled.push(DeviceChoice::TchCuda(0));
+    }
+    compiled
 }
 
 /// Largest absolute difference, and that divided by the largest reference magnitude.
