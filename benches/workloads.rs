@@ -1,7 +1,7 @@
 //! The `BENCH.md` workloads on Sora, one per process, printing one JSON line.
 //!
 //! ```text
-//! cargo bench --bench workloads -- --workload mlp-digits|mlp-wide|cnn-digits|lstm-text|infer|matmul|loop-overhead|explain-ig --device flex|ndarray
+//! cargo bench --bench workloads -- --workload mlp-digits|mlp-wide|cnn-digits|lstm-text|infer|matmul|loop-overhead|explain-ig --device flex|ndarray|tch|tch-cuda:N
 //! ```
 //! `benches/compare.py` runs these beside `benches/reference/pytorch_bench.py` and writes
 //! `docs/performance.md`.

@@ -4,13 +4,27 @@
 //! |---|---|---|
 //! | `flex` (default) | burn-flex, pure-Rust CPU | `flex` |
 //! | `ndarray` | burn-ndarray, pure-Rust CPU (deprecated upstream) | `ndarray` |
+//! | `tch` | burn-tch, LibTorch on the CPU | `tch` |
+//! | `tch-cuda:N` (`tch-cuda` = `tch-cuda:0`) | burn-tch, LibTorch on CUDA device `N` | `tch` |
 //!
 //! Devices are always constructed explicitly: enabling a feature never changes which
-//! backend runs.
+//! backend runs. See `docs/backends.md` for when to pick which and how to set LibTorch up.
+//!
+//! ```
+//! use sora::device::{DeviceChoice, DeviceError};
+//!
+//! assert_eq!(DeviceChoice::parse("tch-cuda")?, DeviceChoice::TchCuda(0));
+//! assert_eq!(DeviceChoice::parse("tch-cuda:1")?.name(), "tch-cuda:1");
+//! assert!(matches!(
+//!     DeviceChoice::parse("tch-cuda:x"),
+//!     Err(DeviceError::BadCudaIndex { .. })
+//! ));
+//! # Ok::<(), DeviceError>(())
+//! ```
 
 use burn::tensor::Device;
 
-/// A device name that was parsed but cannot be used in this build.
+/// A device name that cannot be used in this build, or on this machine.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DeviceError {
@@ -23,7 +37,12 @@ pub enum DeviceError {
     /// The device's backend is not compiled into this build.
     #[error(
         "device `{name}` needs the `{feature}` feature, which this build does not have; \
-         rebuild with `--features {feature}` (compiled: {})",
+         rebuild with `--features {feature}`{} (compiled: {})",
+        if *feature == "tch" {
+            " after `scripts/setup-libtorch.sh` and `source libtorch.env` (docs/backends.md)"
+        } else {
+            ""
+        },
         compiled_backends().join(", ")
     )]
     NotCompiled {
@@ -31,6 +50,36 @@ pub enum DeviceError {
         name: String,
         /// The Cargo feature that provides it.
         feature: &'static str,
+    },
+    /// The text after `tch-cuda:` is not a device index.
+    #[error("device `{name}`: CUDA device index `{index}` is not a number (e.g. `tch-cuda:0`)")]
+    BadCudaIndex {
+        /// The name given.
+        name: String,
+        /// The text that should have been an index.
+        index: String,
+        /// Why it did not parse.
+        source: std::num::ParseIntError,
+    },
+    /// The CUDA device index is not one that LibTorch sees on this machine.
+    #[error(
+        "device `tch-cuda:{index}`: {}",
+        if *available == 0 {
+            "LibTorch sees no CUDA device on this machine (no NVIDIA GPU, driver or CUDA build \
+             of torch); use `--device tch` for LibTorch on the CPU"
+                .to_string()
+        } else {
+            format!(
+                "LibTorch sees {available} CUDA device(s), indices 0..={}",
+                available - 1
+            )
+        }
+    )]
+    CudaUnavailable {
+        /// The index asked for.
+        index: usize,
+        /// How many CUDA devices LibTorch sees.
+        available: usize,
     },
 }
 
@@ -41,31 +90,59 @@ pub enum DeviceChoice {
     Flex,
     /// burn-ndarray on the CPU.
     Ndarray,
+    /// LibTorch (burn-tch) on the CPU.
+    Tch,
+    /// LibTorch (burn-tch) on the CUDA device of this index.
+    TchCuda(usize),
 }
 
 impl DeviceChoice {
-    /// Every accepted name.
-    pub const NAMES: [&'static str; 2] = ["flex", "ndarray"];
+    /// Every accepted name (`N` is a CUDA device index).
+    pub const NAMES: [&'static str; 4] = ["flex", "ndarray", "tch", "tch-cuda:N"];
+
+    /// One device of each backend, in the order `sora doctor` checks them.
+    pub const ALL: [DeviceChoice; 4] = [
+        DeviceChoice::Flex,
+        DeviceChoice::Ndarray,
+        DeviceChoice::Tch,
+        DeviceChoice::TchCuda(0),
+    ];
 
     /// The default device.
     pub const DEFAULT: DeviceChoice = DeviceChoice::Flex;
 
-    /// Parses a device name.
+    /// Parses a device name: `flex`, `ndarray`, `tch`, `tch-cuda` or `tch-cuda:N`.
     pub fn parse(name: &str) -> Result<Self, DeviceError> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "flex" | "cpu-flex" => Ok(DeviceChoice::Flex),
-            "ndarray" => Ok(DeviceChoice::Ndarray),
-            _ => Err(DeviceError::Unknown {
+        let lower = name.trim().to_ascii_lowercase();
+        match lower.as_str() {
+            "flex" | "cpu-flex" => return Ok(DeviceChoice::Flex),
+            "ndarray" => return Ok(DeviceChoice::Ndarray),
+            "tch" | "tch-cpu" | "libtorch" => return Ok(DeviceChoice::Tch),
+            "tch-cuda" => return Ok(DeviceChoice::TchCuda(0)),
+            _ => {}
+        }
+        match lower.strip_prefix("tch-cuda:") {
+            Some(index) => index
+                .parse::<usize>()
+                .map(DeviceChoice::TchCuda)
+                .map_err(|source| DeviceError::BadCudaIndex {
+                    name: name.to_string(),
+                    index: index.to_string(),
+                    source,
+                }),
+            None => Err(DeviceError::Unknown {
                 name: name.to_string(),
             }),
         }
     }
 
-    /// The canonical name.
-    pub fn name(self) -> &'static str {
+    /// The canonical name (`tch-cuda:0`, not `tch-cuda`).
+    pub fn name(self) -> String {
         match self {
-            DeviceChoice::Flex => "flex",
-            DeviceChoice::Ndarray => "ndarray",
+            DeviceChoice::Flex => "flex".to_string(),
+            DeviceChoice::Ndarray => "ndarray".to_string(),
+            DeviceChoice::Tch => "tch".to_string(),
+            DeviceChoice::TchCuda(index) => format!("tch-cuda:{index}"),
         }
     }
 
@@ -74,6 +151,7 @@ impl DeviceChoice {
         match self {
             DeviceChoice::Flex => "flex",
             DeviceChoice::Ndarray => "ndarray",
+            DeviceChoice::Tch | DeviceChoice::TchCuda(_) => "tch",
         }
     }
 
@@ -82,10 +160,11 @@ impl DeviceChoice {
         compiled_backends().contains(&self.feature())
     }
 
-    /// Constructs the device, or says which feature is missing.
+    /// Constructs the device, or says which feature is missing or, for CUDA, that LibTorch
+    /// does not see a device of that index.
     pub fn device(self) -> Result<Device, DeviceError> {
         let missing = || DeviceError::NotCompiled {
-            name: self.name().to_string(),
+            name: self.name(),
             feature: self.feature(),
         };
         match self {
@@ -97,10 +176,41 @@ impl DeviceChoice {
                 #[allow(deprecated)]
                 Ok(Device::ndarray())
             }
+            #[cfg(feature = "tch")]
+            DeviceChoice::Tch => {
+                // burn-tch is deprecated upstream; Sora keeps it as an opt-in backend.
+                #[allow(deprecated)]
+                Ok(Device::libtorch())
+            }
+            #[cfg(feature = "tch")]
+            DeviceChoice::TchCuda(index) => {
+                // Burn constructs any index; the first tensor on a missing device would panic
+                // inside LibTorch. Ask LibTorch first.
+                let available = cuda_device_count();
+                if index >= available {
+                    return Err(DeviceError::CudaUnavailable { index, available });
+                }
+                #[allow(deprecated)]
+                Ok(Device::libtorch_cuda(index))
+            }
             #[allow(unreachable_patterns)]
             _ => Err(missing()),
         }
     }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+/// How many CUDA devices LibTorch sees (0 without a GPU, a driver, or a CUDA build of torch).
+/// Never panics: a LibTorch error counts as no device.
+#[cfg(feature = "tch")]
+pub fn cuda_device_count() -> usize {
+    let count = std::panic::catch_unwind(tch::Cuda::device_count).unwrap_or(0);
+    usize::try_from(count).unwrap_or(0)
 }
 
 /// The backend features compiled into this build.
@@ -108,6 +218,7 @@ pub fn compiled_backends() -> Vec<&'static str> {
     [
         (cfg!(feature = "flex"), "flex"),
         (cfg!(feature = "ndarray"), "ndarray"),
+        (cfg!(feature = "tch"), "tch"),
     ]
     .into_iter()
     .filter_map(|(on, name)| on.then_some(name))
@@ -119,8 +230,8 @@ pub fn device(name: &str) -> Result<Device, DeviceError> {
     DeviceChoice::parse(name)?.device()
 }
 
-/// The device tests run on: `SORA_TEST_DEVICE` if set (e.g. `ndarray`), else the default.
-/// One test suite thereby covers every backend.
+/// The device tests run on: `SORA_TEST_DEVICE` if set (e.g. `ndarray`, `tch`), else the
+/// default. One test suite thereby covers every backend.
 ///
 /// # Panics
 /// If `SORA_TEST_DEVICE` names a device this build cannot construct (a test setup error).
@@ -135,16 +246,62 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for name in DeviceChoice::NAMES {
-            assert_eq!(DeviceChoice::parse(name).unwrap().name(), name);
+        for choice in DeviceChoice::ALL {
+            assert_eq!(DeviceChoice::parse(&choice.name()).unwrap(), choice);
         }
+        assert_eq!(
+            DeviceChoice::parse("TCH-CUDA:12").unwrap(),
+            DeviceChoice::TchCuda(12)
+        );
+        assert_eq!(
+            DeviceChoice::parse("tch-cuda").unwrap(),
+            DeviceChoice::TchCuda(0)
+        );
     }
 
     #[test]
     fn unknown_device_lists_the_known_ones() {
         let e = DeviceChoice::parse("tpu").unwrap_err();
         assert_eq!(e, DeviceError::Unknown { name: "tpu".into() });
-        assert!(e.to_string().contains("flex, ndarray"), "{e}");
+        assert!(
+            e.to_string().contains("flex, ndarray, tch, tch-cuda:N"),
+            "{e}"
+        );
+        // Names that are not `tch-cuda:` + index are unknown names.
+        assert!(matches!(
+            DeviceChoice::parse("tch-cuda0"),
+            Err(DeviceError::Unknown { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_cuda_index_is_typed() {
+        for bad in ["tch-cuda:", "tch-cuda:-1", "tch-cuda:one", "tch-cuda:1.5"] {
+            match DeviceChoice::parse(bad) {
+                Err(DeviceError::BadCudaIndex { name, index, .. }) => {
+                    assert_eq!(name, bad);
+                    assert_eq!(index, bad.trim_start_matches("tch-cuda:"));
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        let e = DeviceChoice::parse("tch-cuda:one").unwrap_err();
+        assert!(e.to_string().contains("`one` is not a number"), "{e}");
+    }
+
+    #[test]
+    fn cuda_unavailable_says_what_torch_sees() {
+        let none = DeviceError::CudaUnavailable {
+            index: 7,
+            available: 0,
+        };
+        assert!(none.to_string().contains("no CUDA device"), "{none}");
+        assert!(none.to_string().contains("--device tch"), "{none}");
+        let two = DeviceError::CudaUnavailable {
+            index: 7,
+            available: 2,
+        };
+        assert!(two.to_string().contains("indices 0..=1"), "{two}");
     }
 
     #[test]
@@ -154,16 +311,40 @@ mod tests {
             feature: "ndarray",
         };
         assert!(e.to_string().contains("--features ndarray"), "{e}");
-        // In this build, every compiled backend constructs and a missing one is an error.
-        for choice in [DeviceChoice::Flex, DeviceChoice::Ndarray] {
+        let e = DeviceError::NotCompiled {
+            name: "tch".into(),
+            feature: "tch",
+        };
+        assert!(e.to_string().contains("scripts/setup-libtorch.sh"), "{e}");
+        // In this build, every compiled backend constructs (CUDA: or reports a missing
+        // device) and a missing one is a `NotCompiled` error naming its feature.
+        for choice in DeviceChoice::ALL {
             match choice.device() {
                 Ok(_) => assert!(choice.is_compiled()),
-                Err(DeviceError::NotCompiled { feature, .. }) => {
+                Err(DeviceError::NotCompiled { feature, name }) => {
                     assert!(!choice.is_compiled());
                     assert_eq!(feature, choice.feature());
+                    assert_eq!(name, choice.name());
+                }
+                Err(DeviceError::CudaUnavailable { index, .. }) => {
+                    assert!(choice.is_compiled());
+                    assert_eq!(choice, DeviceChoice::TchCuda(index));
                 }
                 Err(other) => panic!("unexpected {other}"),
             }
         }
+    }
+
+    #[cfg(feature = "tch")]
+    #[test]
+    fn cuda_index_beyond_the_devices_is_an_error() {
+        let available = cuda_device_count();
+        assert_eq!(
+            DeviceChoice::TchCuda(available).device().unwrap_err(),
+            DeviceError::CudaUnavailable {
+                index: available,
+                available
+            }
+        );
     }
 }

@@ -20,6 +20,7 @@ pub mod datasets;
 pub mod device;
 #[cfg(feature = "mpi")]
 pub mod distributed;
+pub mod doctor;
 pub mod explain;
 pub mod generate;
 pub mod media;

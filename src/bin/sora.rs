@@ -5,11 +5,10 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::Result;
-use burn::tensor::{Tensor, TensorData};
 use clap::{Parser, Subcommand};
 use sora::core::{IdentitySpec, ModelSpec, SpecLimits};
 use sora::data::{ColumnKind, Impute, Table, TargetRule, infer_schema};
-use sora::device::{DeviceChoice, compiled_backends};
+use sora::device::DeviceChoice;
 use sora::media::{MediaModel, Source};
 use sora::recommend::{Ratings, RecommenderModel};
 use sora::tabular::{ClassWeights, TabularConfig, TabularModel, format_metrics};
@@ -56,7 +55,7 @@ enum Command {
         /// The IDX labels file of an IDX images file.
         #[arg(long)]
         labels: Option<PathBuf>,
-        /// Device: flex (default) or ndarray.
+        /// Device: flex (default), ndarray, tch, tch-cuda:N (see `sora doctor`).
         #[arg(long, default_value = "flex")]
         device: String,
     },
@@ -83,7 +82,7 @@ enum Command {
         /// Write the predictions here (CSV) instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Device: flex (default) or ndarray.
+        /// Device: flex (default), ndarray, tch, tch-cuda:N (see `sora doctor`).
         #[arg(long, default_value = "flex")]
         device: String,
     },
@@ -151,7 +150,7 @@ enum Command {
         /// Seed of the random draws.
         #[arg(long, default_value_t = 0)]
         seed: u64,
-        /// Device: flex (default) or ndarray.
+        /// Device: flex (default), ndarray, tch, tch-cuda:N (see `sora doctor`).
         #[arg(long, default_value = "flex")]
         device: String,
     },
@@ -163,9 +162,10 @@ enum Command {
     /// POST /v1/explain, GET /v1/model, GET /healthz, GET /metrics. Stops on Ctrl-C or
     /// SIGTERM once the requests in flight are answered.
     Serve(ServeArgs),
-    /// Report the compiled backends, which devices work, threads and versions.
+    /// Preflight: the compiled backends, a forward and backward pass on each device, threads,
+    /// the LibTorch version; each problem with its fix.
     Doctor {
-        /// Check only this device.
+        /// Check only this device (exits non-zero when it does not work).
         #[arg(long)]
         device: Option<String>,
     },
@@ -478,45 +478,17 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn doctor(only: Option<&str>) -> Result<()> {
-    println!("sora {}", env!("CARGO_PKG_VERSION"));
-    println!("burn {}", sora::BURN_VERSION);
-    println!("target {}-{}", std::env::consts::ARCH, std::env::consts::OS);
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("cpu threads {threads}");
-    println!("compiled backends: {}", compiled_backends().join(", "));
-    let choices: Vec<DeviceChoice> = match only {
-        Some(name) => vec![DeviceChoice::parse(name)?],
-        None => DeviceChoice::NAMES
-            .iter()
-            .map(|n| DeviceChoice::parse(n).expect("known name"))
-            .collect(),
-    };
-    let mut failed = false;
-    for choice in choices {
-        match choice.device() {
-            Err(e) => {
-                println!("  {:<8} not compiled ({e})", choice.name());
-                failed |= only.is_some();
-            }
-            Ok(device) => {
-                let start = Instant::now();
-                let a = Tensor::<2>::from_data(
-                    TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [2, 2]),
-                    &device,
-                );
-                let check = a.clone().matmul(a).sum().into_scalar::<f32>();
-                let ok = (check - 54.0).abs() < 1e-4;
-                failed |= !ok;
-                println!(
-                    "  {:<8} {} (2×2 matmul sum {check}, {:.1} ms)",
-                    choice.name(),
-                    if ok { "works" } else { "WRONG RESULT" },
-                    start.elapsed().as_secs_f64() * 1e3
-                );
-            }
+    let only = only.map(DeviceChoice::parse).transpose()?;
+    let report = sora::doctor::run(only);
+    println!("{report}");
+    anyhow::ensure!(
+        report.passed(),
+        "{}",
+        match only {
+            Some(choice) => format!("device `{choice}` does not work here (see above)"),
+            None => "a check failed (see the problems above)".to_string(),
         }
-    }
-    anyhow::ensure!(!failed, "a device check failed");
+    );
     Ok(())
 }
 
@@ -613,7 +585,7 @@ struct TrainArgs {
     /// The model directory to write.
     #[arg(long, default_value = "model")]
     out: PathBuf,
-    /// Device: flex (default) or ndarray.
+    /// Device: flex (default), ndarray, tch, tch-cuda:N (see `sora doctor`).
     #[arg(long, default_value = "flex")]
     device: String,
     /// Progress display: auto, bar, plain, quiet.
