@@ -287,8 +287,11 @@ pub fn explain(
             None
         };
     let sanity = if options.sanity_check {
-        device.seed(options.seed ^ 0x5EED);
-        let randomized = model.spec.init(device);
+        let randomized = sora_train::seeded(device, options.seed ^ 0x5EED, || {
+            let randomized = model.spec.init(device);
+            sora_train::materialize(&randomized);
+            randomized
+        });
         let ra = attribute(
             &options.method,
             &randomized,

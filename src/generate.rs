@@ -36,7 +36,6 @@
 use std::f64::consts::LN_2;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::time::Instant;
 
 use burn::module::Module;
@@ -627,14 +626,13 @@ pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Resul
     lm_config.check()?;
 
     let train_device = device.clone().autodiff();
-    let mut model = {
-        // The device's generator is shared by the process: no other run of this job draws
-        // from it between the seed and the last initial weight.
-        static INIT: Mutex<()> = Mutex::new(());
-        let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        train_device.seed(config.seed);
-        lm_config.init(&train_device)?
-    };
+    // The device's generator is shared by the process: no other run seeds it or draws from
+    // it between the seed and the last initial weight.
+    let mut model = sora_train::seeded(&train_device, config.seed, || {
+        let model = lm_config.init(&train_device)?;
+        sora_train::materialize(&model);
+        Ok::<_, GenerateError>(model)
+    })?;
     let mut optimizer = AdamConfig::new()
         .with_epsilon(1e-8)
         .with_grad_clipping(Some(GradientClippingConfig::Norm(config.clip_norm as f32)))

@@ -29,4 +29,4 @@ pub use metrics::{
 };
 pub use model_dir::{LoadedModel, ModelDir, files};
 pub use parallel::Collective;
-pub use trainer::{Fitted, Parallel, Trainer, evaluate, predict};
+pub use trainer::{Fitted, Parallel, Trainer, evaluate, materialize, predict, seeded};

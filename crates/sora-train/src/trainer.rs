@@ -119,6 +119,28 @@ enum Loss {
     Mse(MseLoss),
 }
 
+/// Burn's random generator is one per backend and process: whoever seeds it or draws
+/// initial weights from it holds this lock, so runs in parallel threads (tests, several
+/// trainers) do not change each other's initial weights.
+static DEVICE_RNG: Mutex<()> = Mutex::new(());
+
+/// Reads every parameter of `module` once, which draws the lazily initialised ones (Burn
+/// allocates parameters on first use): call it inside [`seeded`] so the draws happen there.
+pub fn materialize<M: Module>(module: &M) {
+    module.visit(&mut Materialize);
+}
+
+/// Seeds `device`'s random generator and runs `draw` (e.g. a model's initialisation) while no
+/// other thread of the process seeds it or draws initial weights through this function or a
+/// [`Trainer`]: the same seed gives the same draws however many runs share the process.
+pub fn seeded<T>(device: &Device, seed: u64, draw: impl FnOnce() -> T) -> T {
+    let _guard = DEVICE_RNG
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    device.seed(seed);
+    draw()
+}
+
 /// The mean loss of a batch's outputs.
 fn loss_of(loss_fn: &Loss, output: Tensor<2>, targets: TargetBatch) -> Tensor<1> {
     match (loss_fn, targets) {
@@ -214,13 +236,12 @@ impl Trainer {
         &self,
         spec: &sora_core::CheckedSpec<S>,
     ) -> Model<S::Encoder> {
-        static INIT: Mutex<()> = Mutex::new(());
-        let _guard = INIT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let device = self.train_device();
-        device.seed(self.config.seed);
-        let model = spec.init(&device);
-        model.visit(&mut Materialize);
-        model
+        seeded(&device, self.config.seed, || {
+            let model = spec.init(&device);
+            model.visit(&mut Materialize);
+            model
+        })
     }
 
     fn optimizer(&self) -> ModuleOptimizer {
@@ -442,7 +463,9 @@ impl Trainer {
             // Every epoch's randomness derives from (seed, epoch) alone, so a resumed run
             // draws exactly what an uninterrupted one would.
             let epoch_seed = cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            device.seed(epoch_seed);
+            // Under the lock: seeding here must not fall between another run's seeding and
+            // drawing of its initial weights.
+            seeded(&device, epoch_seed, || ());
             if cfg.shuffle {
                 order.sort_unstable();
                 order.shuffle(&mut ChaCha8Rng::seed_from_u64(epoch_seed));
