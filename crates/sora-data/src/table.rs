@@ -89,22 +89,7 @@ impl Table {
             });
         }
         let headers = decode_record(&record, source, 1)?;
-        for (i, name) in headers.iter().enumerate() {
-            if name.is_empty() {
-                return Err(DataError::EmptyColumnName {
-                    file: source.to_string(),
-                    field: i + 1,
-                });
-            }
-            if let Some(first) = headers[..i].iter().position(|h| h == name) {
-                return Err(DataError::DuplicateColumn {
-                    file: source.to_string(),
-                    column: name.clone(),
-                    first: first + 1,
-                    second: i + 1,
-                });
-            }
-        }
+        check_headers(&headers, source)?;
 
         let mut cells = Vec::new();
         let mut lines = Vec::new();
@@ -156,22 +141,7 @@ impl Table {
     /// # }
     /// ```
     pub fn from_rows(source: &str, headers: Vec<String>, rows: Vec<Vec<String>>) -> Result<Table> {
-        for (i, name) in headers.iter().enumerate() {
-            if name.trim().is_empty() {
-                return Err(DataError::EmptyColumnName {
-                    file: source.to_string(),
-                    field: i + 1,
-                });
-            }
-            if let Some(first) = headers[..i].iter().position(|h| h == name) {
-                return Err(DataError::DuplicateColumn {
-                    file: source.to_string(),
-                    column: name.clone(),
-                    first: first + 1,
-                    second: i + 1,
-                });
-            }
-        }
+        check_headers(&headers, source)?;
         if rows.is_empty() {
             return Err(DataError::NoDataRows {
                 file: source.to_string(),
@@ -336,6 +306,27 @@ fn unterminated_quote(bytes: &[u8]) -> Option<u64> {
         i += 1;
     }
     open_line
+}
+
+/// Header names must be non-empty and unique (errors give 1-based field numbers).
+fn check_headers(headers: &[String], source: &str) -> Result<()> {
+    for (i, name) in headers.iter().enumerate() {
+        if name.trim().is_empty() {
+            return Err(DataError::EmptyColumnName {
+                file: source.to_string(),
+                field: i + 1,
+            });
+        }
+        if let Some(first) = headers[..i].iter().position(|h| h == name) {
+            return Err(DataError::DuplicateColumn {
+                file: source.to_string(),
+                column: name.clone(),
+                first: first + 1,
+                second: i + 1,
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
