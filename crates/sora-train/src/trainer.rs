@@ -141,6 +141,27 @@ pub fn seeded<T>(device: &Device, seed: u64, draw: impl FnOnce() -> T) -> T {
     draw()
 }
 
+/// One shard's gradient in [`Flatten`]'s layout, scaled by the shard's share `scale` of the
+/// batch, and its mean loss times `scale`.
+fn shard_gradient<E: Encoder>(
+    replica: &Model<E>,
+    input: E::Input,
+    targets: TargetBatch,
+    loss_fn: &Loss,
+    scale: f32,
+) -> (Vec<f32>, f32) {
+    let loss = loss_of(loss_fn, replica.forward(input), targets);
+    let value = loss.clone().into_scalar::<f32>();
+    let mut grads = GradientsParams::from_grads(loss.backward(), replica);
+    let mut flat = Flatten {
+        grads: &mut grads,
+        scale,
+        out: Vec::new(),
+    };
+    replica.visit(&mut flat);
+    (flat.out, value * scale)
+}
+
 /// The mean loss of a batch's outputs.
 fn loss_of(loss_fn: &Loss, output: Tensor<2>, targets: TargetBatch) -> Tensor<1> {
     match (loss_fn, targets) {
@@ -504,9 +525,14 @@ impl Trainer {
                     Parallel::Devices(devices) => {
                         self.device_gradients(&model, devices, batch, batch_seed, train)?
                     }
-                    Parallel::Processes(c) => {
-                        self.process_gradients(&model, c.as_ref(), batch, batch_seed, train)?
-                    }
+                    Parallel::Processes(c) => self.process_gradients(
+                        &model,
+                        c.as_ref(),
+                        batch,
+                        batch_seed,
+                        train,
+                        &loss_fn,
+                    )?,
                 };
                 loss_sum = Some(match loss_sum {
                     Some(sum) => sum + weighted,
@@ -638,19 +664,7 @@ impl Trainer {
             let handles: Vec<_> = jobs
                 .into_iter()
                 .map(|(replica, input, targets, loss_fn, scale)| {
-                    s.spawn(move || {
-                        let output = replica.forward(input);
-                        let loss = loss_of(&loss_fn, output, targets);
-                        let value = loss.clone().into_scalar::<f32>();
-                        let mut grads = GradientsParams::from_grads(loss.backward(), &replica);
-                        let mut flat = Flatten {
-                            grads: &mut grads,
-                            scale,
-                            out: Vec::new(),
-                        };
-                        replica.visit(&mut flat);
-                        (flat.out, value * scale)
-                    })
+                    s.spawn(move || shard_gradient(&replica, input, targets, &loss_fn, scale))
                 })
                 .collect();
             handles
@@ -686,6 +700,7 @@ impl Trainer {
         batch: &[usize],
         seed: u64,
         train: &D,
+        loss_fn: &Loss,
     ) -> Result<(GradientsParams, Tensor<1>), TrainError>
     where
         E: Encoder,
@@ -693,29 +708,26 @@ impl Trainer {
     {
         let device = self.train_device();
         let part = shard(batch, collective.rank(), collective.size());
-        let (mut grads, scale, loss) = if part.is_empty() {
-            (GradientsParams::new(), 0.0, 0.0)
+        let (mut buffer, loss) = if part.is_empty() {
+            // No rows here: zeros (and absent flags) in the same layout.
+            let mut flat = Flatten {
+                grads: &mut GradientsParams::new(),
+                scale: 0.0,
+                out: Vec::new(),
+            };
+            model.visit(&mut flat);
+            (flat.out, 0.0)
         } else {
-            let scale = part.len() as f32 / batch.len() as f32;
             // Shard k draws its augmentation from `seed ^ k`, as on several devices.
             let shard_seed = seed ^ collective.rank() as u64;
-            let output = model.forward(train.train_inputs(part, shard_seed, &device));
-            let loss_fn = self.loss(train.targets(), &device);
-            let loss = loss_of(&loss_fn, output, train.targets().batch(part, &device));
-            let value = loss.clone().into_scalar::<f32>();
-            (
-                GradientsParams::from_grads(loss.backward(), model),
-                scale,
-                value * scale,
+            shard_gradient(
+                model,
+                train.train_inputs(part, shard_seed, &device),
+                train.targets().batch(part, &device),
+                loss_fn,
+                part.len() as f32 / batch.len() as f32,
             )
         };
-        let mut flat = Flatten {
-            grads: &mut grads,
-            scale,
-            out: Vec::new(),
-        };
-        model.visit(&mut flat);
-        let mut buffer = flat.out;
         buffer.push(loss);
         collective.all_reduce_sum(&mut buffer)?;
         let loss = buffer.pop().expect("the loss element");
