@@ -17,7 +17,6 @@
 //! ```
 
 pub mod datasets;
-pub mod device;
 #[cfg(feature = "mpi")]
 pub mod distributed;
 pub mod doctor;
@@ -34,6 +33,7 @@ pub mod textclf;
 pub use sora_conv as conv;
 pub use sora_core as core;
 pub use sora_data as data;
+pub use sora_device as device;
 pub use sora_explain as explain_methods;
 pub use sora_text as text;
 pub use sora_train as train;

@@ -41,6 +41,12 @@ fn backends() -> Vec<DeviceChoice> {
     if DeviceChoice::TchCuda(0).device().is_ok() {
         compiled.push(DeviceChoice::TchCuda(0));
     }
+    // A parity suite over flex alone would compare nothing and pass.
+    assert!(
+        compiled.len() >= 2,
+        "the parity suite compares backends, and this build has only {compiled:?}; build with \
+         `--features ndarray` (default) or `--features tch`"
+    );
     compiled
 }
 

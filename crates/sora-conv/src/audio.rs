@@ -130,15 +130,25 @@ pub struct Clip {
 pub fn read_wav(path: impl AsRef<Path>) -> Result<Clip> {
     let path = path.as_ref();
     let file = path.display().to_string();
-    let wav_err = |e: hound::Error| AudioError::Wav {
-        file: file.clone(),
-        message: e.to_string(),
-    };
     let handle = std::fs::File::open(path).map_err(|source| AudioError::Io {
         file: file.clone(),
         source,
     })?;
-    let reader = match hound::WavReader::new(std::io::BufReader::new(handle)) {
+    decode_wav(std::io::BufReader::new(handle), file)
+}
+
+/// Decodes a WAV file held in memory (an upload), as [`read_wav`] reads one from disk;
+/// `name` names it in errors.
+pub fn read_wav_bytes(name: &str, bytes: &[u8]) -> Result<Clip> {
+    decode_wav(std::io::Cursor::new(bytes), name.to_string())
+}
+
+fn decode_wav(source: impl std::io::Read, file: String) -> Result<Clip> {
+    let wav_err = |e: hound::Error| AudioError::Wav {
+        file: file.clone(),
+        message: e.to_string(),
+    };
+    let reader = match hound::WavReader::new(source) {
         Ok(reader) => reader,
         Err(hound::Error::Unsupported) => {
             let format = "a compressed or non-PCM encoding".to_string();

@@ -585,6 +585,26 @@ pub fn read_image_file(path: &Path, channels: usize, size: (usize, usize)) -> Re
     Ok(to_chw(&decode(path)?, channels, size))
 }
 
+/// Decodes an image held in memory (an upload; PNG, JPEG, BMP or GIF, by its bytes), converted
+/// and resized as [`read_image_file`] does; `name` names it in errors.
+pub fn read_image_bytes(
+    name: &str,
+    bytes: &[u8],
+    channels: usize,
+    size: (usize, usize),
+) -> Result<Vec<f32>> {
+    let file = Path::new(name);
+    if channels != 1 && channels != 3 {
+        return Err(invalid(
+            file,
+            format!("{channels} channels asked; 1 or 3 are supported"),
+        ));
+    }
+    check_size(file, size)?;
+    let reader = ImageReader::new(io::Cursor::new(bytes)).with_guessed_format();
+    Ok(to_chw(&decode_with(file, reader)?, channels, size))
+}
+
 fn check_size(file: &Path, (h, w): (usize, usize)) -> Result<()> {
     if (1..=MAX_SIDE).contains(&h) && (1..=MAX_SIDE).contains(&w) {
         Ok(())
@@ -622,7 +642,16 @@ fn extension(path: &Path) -> String {
 }
 
 fn decode(file: &Path) -> Result<DynamicImage> {
-    let reader = ImageReader::open(file).and_then(ImageReader::with_guessed_format);
+    decode_with(
+        file,
+        ImageReader::open(file).and_then(ImageReader::with_guessed_format),
+    )
+}
+
+fn decode_with<R: io::BufRead + io::Seek>(
+    file: &Path,
+    reader: io::Result<ImageReader<R>>,
+) -> Result<DynamicImage> {
     reader
         .map_err(io_error(file))?
         .decode()

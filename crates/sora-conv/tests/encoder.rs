@@ -12,7 +12,7 @@ fn classify(n: i64) -> Task {
 
 #[test]
 fn summary_counts_what_the_model_allocates() {
-    let device = Device::flex();
+    let device = sora_device::test_device();
     let encoder = Conv2dSpec::new(
         [3, 16, 12],
         vec![
@@ -112,7 +112,7 @@ fn specs_read_from_json_with_defaults_and_reject_unknown_fields() {
 
 #[test]
 fn conv1d_shapes_and_the_grad_cam_cut_agree_with_forward() {
-    let device = Device::flex();
+    let device = sora_device::test_device();
     let encoder = Conv1dSpec::new(
         [4, 30],
         vec![

@@ -49,6 +49,43 @@ pub enum Impute {
     },
 }
 
+impl std::str::FromStr for Impute {
+    type Err = DataError;
+
+    /// `mean`, `median`, `most-frequent` (or `most_frequent`), or `constant=VALUE`.
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "mean" => Impute::Mean,
+            "median" => Impute::Median,
+            "most-frequent" | "most_frequent" => Impute::MostFrequent,
+            other => match other.strip_prefix("constant=") {
+                Some(value) => Impute::Constant {
+                    value: value.to_string(),
+                },
+                None => {
+                    return Err(DataError::InvalidConfig {
+                        field: "impute".into(),
+                        expected: "mean, median, most-frequent or constant=VALUE".into(),
+                        found: format!("{other:?}"),
+                    });
+                }
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for Impute {
+    /// The form [`FromStr`](std::str::FromStr) reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Impute::Mean => f.write_str("mean"),
+            Impute::Median => f.write_str("median"),
+            Impute::MostFrequent => f.write_str("most-frequent"),
+            Impute::Constant { value } => write!(f, "constant={value}"),
+        }
+    }
+}
+
 /// The preprocessing configuration: which column is the target and how every other column
 /// becomes model input. Every field but `target` has a default.
 ///

@@ -225,6 +225,64 @@ pub enum DataError {
         /// The classes of the fitted pipeline.
         classes: Vec<String>,
     },
+    /// A ratings file lacks a user, item or rating column.
+    #[error(
+        "{file}: line 1: no `{role}` column (accepted names: {accepted}); the header has {found:?}"
+    )]
+    MissingRatingsColumn {
+        /// The file.
+        file: String,
+        /// The column's role (`user`, `item`, `rating`).
+        role: String,
+        /// The names accepted for it.
+        accepted: String,
+        /// The header.
+        found: Vec<String>,
+    },
+    /// A rating is not a number.
+    #[error("{file}: line {line}: rating `{value}` is not a number")]
+    BadRating {
+        /// The file.
+        file: String,
+        /// Line of the row.
+        line: u64,
+        /// The cell.
+        value: String,
+    },
+    /// A rating lies outside the declared range.
+    #[error("{file}: line {line}: rating {value} is outside the declared range {min}–{max}")]
+    RatingOutOfRange {
+        /// The file.
+        file: String,
+        /// Line of the row.
+        line: u64,
+        /// The rating.
+        value: f32,
+        /// Lowest allowed rating.
+        min: f32,
+        /// Highest allowed rating.
+        max: f32,
+    },
+    /// A timestamp is not a number.
+    #[error("{file}: line {line}: timestamp `{value}` is not a number")]
+    BadTimestamp {
+        /// The file.
+        file: String,
+        /// Line of the row.
+        line: u64,
+        /// The cell.
+        value: String,
+    },
+    /// A user or item id is empty.
+    #[error("{file}: line {line}: the {role} id is empty")]
+    EmptyId {
+        /// The file.
+        file: String,
+        /// Line of the row.
+        line: u64,
+        /// `user` or `item`.
+        role: String,
+    },
     /// A saved pipeline is not valid JSON or does not have the pipeline's structure.
     #[error("{file}: {source}")]
     Json {

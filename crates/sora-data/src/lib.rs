@@ -4,7 +4,8 @@
 //! describe it with [`infer_schema`], fit a [`FittedPipeline`] on the training rows from a
 //! [`PipelineConfig`] and turn any rows into `f32` model inputs and encoded targets, split rows
 //! with [`stratified_split`] / [`random_split`], and weight classes with
-//! [`balanced_class_weights`].
+//! [`balanced_class_weights`]; read ratings files (`user,item,rating[,timestamp]`) with
+//! [`Ratings`].
 //!
 //! Every statistic of a fitted pipeline comes from its training rows, and the pipeline is
 //! saved beside the model (`pipeline.json`) so prediction data goes through the same steps.
@@ -43,6 +44,7 @@
 mod config;
 mod error;
 mod pipeline;
+mod ratings;
 mod schema;
 mod split;
 mod table;
@@ -52,6 +54,9 @@ pub use error::{DataError, Result};
 pub use pipeline::{
     EncodedTarget, FeatureEncoding, FittedFeature, FittedPipeline, TargetValues, TaskKind,
     Transformed, encode_target,
+};
+pub use ratings::{
+    ITEM_COLUMNS, RATING_COLUMNS, RatingRange, Ratings, TIME_COLUMNS, USER_COLUMNS, rating_pairs,
 };
 pub use schema::{
     ColumnKind, ColumnSchema, DEFAULT_MISSING_MARKERS, MAX_CLASSES_AUTO, MissingMarkers,

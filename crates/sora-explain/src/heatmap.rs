@@ -47,15 +47,25 @@ fn stretch(values: &[f32]) -> impl Fn(f32) -> f32 {
     move |v| (v - lo) / span
 }
 
-/// Writes one PNG with a row per overlay: the image on the left, the map blended over it on
-/// the right, each pixel drawn as a `scale × scale` square. `flip_vertical` draws row 0 at
-/// the bottom (spectrograms: low frequencies below). The file is replaced atomically.
+/// Writes one PNG with a row per overlay (see [`overlays_png`]). The file is replaced
+/// atomically.
 pub fn save_overlays(
     path: &Path,
     overlays: &[Overlay<'_>],
     scale: usize,
     flip_vertical: bool,
 ) -> Result<()> {
+    let bytes = overlays_png(overlays, scale, flip_vertical)?;
+    sora_core::weights::write_atomic(path, &bytes).map_err(|e| ExplainError::Io {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// One PNG with a row per overlay: the image on the left, the map blended over it on the
+/// right, each pixel drawn as a `scale × scale` square. `flip_vertical` draws row 0 at the
+/// bottom (spectrograms: low frequencies below).
+pub fn overlays_png(overlays: &[Overlay<'_>], scale: usize, flip_vertical: bool) -> Result<Vec<u8>> {
     let invalid = |parameter, expected: &str, found: String| ExplainError::InvalidParameter {
         method: "save_overlays",
         parameter,
@@ -128,10 +138,7 @@ pub fn save_overlays(
     canvas
         .write_to(&mut bytes, ImageFormat::Png)
         .map_err(|e| ExplainError::Backend(format!("cannot encode PNG: {e}")))?;
-    sora_core::weights::write_atomic(path, bytes.get_ref()).map_err(|e| ExplainError::Io {
-        file: path.to_path_buf(),
-        message: e.to_string(),
-    })
+    Ok(bytes.into_inner())
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ mod types;
 pub use error::{ExplainError, Result};
 pub use gradcam::{CamMaps, GradCam};
 pub use gradient::{IgMethod, InputXGradient, IntegratedGradients, Saliency};
-pub use heatmap::{Overlay, save_overlays};
+pub use heatmap::{Overlay, overlays_png, save_overlays};
 pub use importance::permutation_importance;
 pub use model::{Explainable, outputs};
 pub use noise::{NoiseKind, NoiseTunnel};

@@ -821,7 +821,7 @@ mod tests {
             .with_d_hidden(6)
             .with_layers(2)
             .with_cell(Cell::Gru);
-        let device = Device::flex();
+        let device = sora_device::test_device();
         let model = config.init(&device).unwrap();
         assert_eq!(model.num_params(), config.n_params());
         let json = serde_json::to_string(&config).unwrap();
@@ -835,7 +835,7 @@ mod tests {
 
     #[test]
     fn dropout_masks_come_from_the_given_generator() {
-        let device = Device::flex();
+        let device = sora_device::test_device();
         device.seed(2);
         let model = LanguageModelConfig::new(9)
             .with_d_embed(5)
@@ -870,7 +870,7 @@ mod tests {
         // Reading a sequence in two chunks with the carried state gives the logits of one
         // pass over the whole sequence, for both cells and two layers.
         for cell in [Cell::Lstm, Cell::Gru] {
-            let device = Device::flex();
+            let device = sora_device::test_device();
             device.seed(1);
             let model = LanguageModelConfig::new(9)
                 .with_d_embed(5)

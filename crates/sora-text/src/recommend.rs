@@ -21,7 +21,7 @@
 //!     .check()?;
 //! // Embeddings 10·4 + 20·4, biases 10 + 20, head 1 + 1.
 //! assert_eq!(spec.summary().total_params, 40 + 80 + 30 + 2);
-//! let device = Device::flex();
+//! let device = sora_device::test_device();
 //! let model = spec.init(&device);
 //! let pairs = Pairs {
 //!     users: Tensor::from_data(TensorData::new(vec![0i64, 9], [2]), &device),
@@ -307,7 +307,7 @@ mod tests {
         )
         .check()
         .unwrap();
-        let device = Device::flex();
+        let device = sora_device::test_device();
         let model = checked.init(&device);
         assert_eq!(model.encoder.d_features(), 4);
         let ids = |v: Vec<i64>| Tensor::<1, Int>::from_data(TensorData::new(v, [2]), &device);
@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn dot_features_are_the_dot_product_plus_biases() {
-        let device = Device::flex();
+        let device = sora_device::test_device();
         let enc =
             RatingsSpec::dot(2, 2, 3)
                 .init(&device)

@@ -39,7 +39,7 @@ fn variants() -> Vec<TextSpec> {
 
 #[test]
 fn summaries_count_what_the_encoders_allocate() {
-    let device = Device::flex();
+    let device = sora_device::test_device();
     for spec in variants() {
         let checked = ModelSpec::new(spec.clone(), HeadSpec::new(&[4]), classify(2))
             .check()
@@ -63,7 +63,7 @@ fn summaries_count_what_the_encoders_allocate() {
 
 #[test]
 fn padding_positions_do_not_change_the_features() {
-    let device = Device::flex();
+    let device = sora_device::test_device();
     // Unidirectional and bag encoders read padding after the real tokens: whatever ids sit
     // there, masked out, the features are the same.
     for spec in variants()
@@ -179,7 +179,7 @@ fn encoders_learn_which_token_decides_the_class() {
             .with_optimizer(OptimizerConfig::adam())
             .with_seed(3)
             .with_progress(Progress::Quiet);
-        let trainer = Trainer::new(config, &Device::flex());
+        let trainer = Trainer::new(config, &sora_device::test_device());
         let fitted = trainer.fit(trainer.init(&checked), &data, None).unwrap();
         let accuracy = trainer
             .evaluate(&fitted.model, &data)

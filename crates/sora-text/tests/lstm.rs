@@ -22,7 +22,7 @@ use sora_text::lstm::{FusedBiLstmConfig, FusedLstm, FusedLstmConfig};
 const TOL: f32 = 1e-4;
 
 fn device() -> Device {
-    let device = Device::flex().autodiff();
+    let device = sora_device::test_device().autodiff();
     device.seed(7);
     device
 }
@@ -267,7 +267,7 @@ fn fused_bilstm_matches_burn_bilstm() {
 
 #[test]
 fn fused_lstm_initialises_like_pytorch() {
-    let device = Device::flex();
+    let device = sora_device::test_device();
     let lstm = FusedLstmConfig::new(20, 16).init(&device);
     assert_eq!(lstm.weight.dims(), [36, 64]);
     assert_eq!(lstm.bias_ih.dims(), [64]);

@@ -407,7 +407,7 @@ mod tests {
 
     #[test]
     fn augmentation_is_seeded_and_applies_to_training_batches_only() {
-        let device = Device::flex();
+        let device = sora_device::test_device();
         let values: Vec<f32> = (0..24).map(|v| v as f32).collect();
         let targets = Targets::Classes {
             labels: vec![0, 1, 0, 1, 0, 1],

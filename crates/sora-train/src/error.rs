@@ -70,6 +70,9 @@ pub enum TrainError {
     /// The weights do not fit the model.
     #[error(transparent)]
     Weights(#[from] sora_core::WeightsError),
+    /// A model directory's manifest is unreadable or does not fit the directory.
+    #[error(transparent)]
+    Manifest(#[from] crate::ManifestError),
     /// The learning-curve plot could not be drawn.
     #[error("learning-curve plot {}: {message}", .file.display())]
     Plot {

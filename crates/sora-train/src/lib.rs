@@ -6,7 +6,7 @@
 //! (accuracy, precision/recall/F1, AUROC, PR-AUC, confusion matrix; MAE/RMSE/R²); early
 //! stopping that restores the best weights; atomic best/last checkpoints and `resume`; a
 //! live progress bar or one line per epoch; the metrics history as JSON and a learning-curve
-//! PNG; and the [`ModelDir`] a trained model is saved to.
+//! PNG; and the [`ModelDir`] a trained model is saved to, with its [`Manifest`].
 //!
 //! The same seed on the same backend gives bit-identical weights.
 
@@ -14,6 +14,7 @@ mod config;
 mod data;
 mod error;
 mod history;
+mod manifest;
 mod metrics;
 mod model_dir;
 pub mod parallel;
@@ -26,6 +27,10 @@ pub use history::{EpochRecord, History, register_font};
 pub use metrics::{
     ClassScores, ClassificationMetrics, Metrics, RegressionMetrics, argmax, auroc,
     average_precision,
+};
+pub use manifest::{
+    FORMAT, FORMAT_VERSION, InputField, InputSummary, MANIFEST_FILE, Manifest, ManifestError,
+    SORA_VERSION,
 };
 pub use model_dir::{LoadedModel, ModelDir, files};
 pub use parallel::Collective;

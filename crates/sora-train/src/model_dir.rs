@@ -2,6 +2,7 @@
 //!
 //! | file | content |
 //! |---|---|
+//! | `manifest.json` | the [`Manifest`]: kind, format version, Sora version, task, input, files |
 //! | `spec.json` | the [`ModelSpec`](sora_core::ModelSpec) |
 //! | `model.safetensors` | weights, PyTorch-style names and layouts |
 //! | `train.json` | the [`TrainConfig`] |
@@ -14,7 +15,7 @@ use burn::tensor::Device;
 use sora_core::weights::{load_safetensors, save_safetensors, write_atomic};
 use sora_core::{CheckedSpec, EncoderSpec, Model, ModelSpec};
 
-use crate::{History, Metrics, TrainConfig, TrainError};
+use crate::{History, Manifest, Metrics, TrainConfig, TrainError};
 
 /// A model directory on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,9 +69,12 @@ impl ModelDir {
 
     /// Saves everything into a staging directory beside `path`, then swaps it into place:
     /// if anything fails, an existing model directory at `path` is left as it was.
-    /// `extra` files (name, bytes) are written alongside (e.g. a fitted data pipeline).
+    /// `extra` files (name, bytes) are written alongside (e.g. a fitted data pipeline), and
+    /// the `manifest` last, listing every file.
+    #[allow(clippy::too_many_arguments)]
     pub fn save<S: EncoderSpec>(
         &self,
+        manifest: &Manifest,
         spec: &CheckedSpec<S>,
         model: &Model<S::Encoder>,
         train_config: &TrainConfig,
@@ -78,7 +82,7 @@ impl ModelDir {
         history: Option<&History>,
         extra: &[(&str, Vec<u8>)],
     ) -> Result<(), TrainError> {
-        self.save_with(|staging| {
+        self.save_with(manifest, |staging| {
             let write = |file: &str, bytes: &[u8]| {
                 let path = staging.join(file);
                 write_atomic(&path, bytes).map_err(TrainError::io(path))
@@ -101,13 +105,14 @@ impl ModelDir {
     }
 
     /// Builds the directory with `write`, which fills a fresh staging directory beside `path`
-    /// (its argument), then swaps the staging directory into place: if `write` or the swap
-    /// fails, an existing directory at `path` is left as it was and the staging directory is
-    /// removed. [`ModelDir::save`] is this with the files of an encoder + head model; other
-    /// models (e.g. language models) write their own files through it.
+    /// (its argument); then writes `manifest` there, listing the files `write` made, and swaps
+    /// the staging directory into place: if `write` or the swap fails, an existing directory
+    /// at `path` is left as it was and the staging directory is removed. [`ModelDir::save`] is
+    /// this with the files of an encoder + head model; other models (e.g. language models)
+    /// write their own files through it.
     ///
     /// ```
-    /// use sora_train::{ModelDir, TrainError};
+    /// use sora_train::{InputSummary, Manifest, ModelDir, TrainError};
     ///
     /// # fn main() -> Result<(), TrainError> {
     /// let tmp = std::env::temp_dir().join(format!("sora-save-with-{}", std::process::id()));
@@ -116,9 +121,12 @@ impl ModelDir {
     ///     let file = staging.join("note.txt");
     ///     std::fs::write(&file, text).map_err(|source| TrainError::Io { file, source })
     /// };
-    /// dir.save_with(|staging| note(staging, "first"))?;
+    /// let manifest = Manifest::new("notes", "none", InputSummary::new("nothing"));
+    /// dir.save_with(&manifest, |staging| note(staging, "first"))?;
+    /// let written = Manifest::read(dir.path()).unwrap().unwrap();
+    /// assert_eq!(written.files, ["note.txt"]);
     /// // A failing save leaves the previous directory untouched.
-    /// let failed = dir.save_with(|staging| {
+    /// let failed = dir.save_with(&manifest, |staging| {
     ///     note(staging, "second")?;
     ///     let source = std::io::Error::other("disk full");
     ///     Err(TrainError::Io { file: staging.join("model.safetensors"), source })
@@ -131,6 +139,7 @@ impl ModelDir {
     /// ```
     pub fn save_with(
         &self,
+        manifest: &Manifest,
         write: impl FnOnce(&Path) -> Result<(), TrainError>,
     ) -> Result<(), TrainError> {
         let name = self
@@ -153,7 +162,8 @@ impl ModelDir {
         let _ = std::fs::remove_dir_all(&staging);
         let result = std::fs::create_dir(&staging)
             .map_err(TrainError::io(&staging))
-            .and_then(|()| write(&staging));
+            .and_then(|()| write(&staging))
+            .and_then(|()| Ok(manifest.clone().write_into(&staging)?));
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&staging);
             return Err(e);
@@ -200,6 +210,12 @@ impl ModelDir {
             train_config,
             metrics,
         })
+    }
+
+    /// The directory's manifest: `None` for a directory without one (written by an earlier
+    /// release); an error when it is unreadable, of a newer format, or lists a missing file.
+    pub fn manifest(&self) -> Result<Option<Manifest>, TrainError> {
+        Ok(Manifest::read(&self.path)?)
     }
 
     /// Reads an optional JSON file of the directory.

@@ -12,7 +12,7 @@ use sora_core::{Activation, HeadSpec, Identity, IdentitySpec, Model, ModelSpec, 
 
 /// The device every test runs on.
 pub fn device() -> Device {
-    Device::flex()
+    sora_device::test_device()
 }
 
 /// Overwrites a linear layer: `weight` row-major `[d_in, d_out]` (Burn's layout), `bias [d_out]`.

@@ -1,5 +1,5 @@
-//! The generation job: text in; a trained, evaluated, saved recurrent language model out, and
-//! text written by it.
+//! The `generate` kind: text in; a trained, evaluated, saved recurrent language model out,
+//! and text written by it.
 //!
 //! [`load_text`] reads a plain UTF-8 file, [`load_csv_column`] one column of a CSV file (one
 //! row per line). [`train`] turns the lines into one token stream — characters or words
@@ -55,8 +55,12 @@ use sora_text::lm::{
 use sora_text::tokenize::{TextError, Tokenizer, TokenizerConfig, VocabConfig, Vocabulary};
 use sora_train::{EpochRecord, History, ModelDir, Progress, TrainError, files};
 
+use crate::kind::{CommonOptions, DataSource, JobConfig, Kind, LoopDefaults, RunContext, Trained};
+use crate::model::{Evaluation, Input, InputSchema, ModelInfo, OutputKind};
+use crate::{GenerateRequest, Generated, JobError, Verb};
+
 /// File name of the saved generator (token kind, tokenizer, vocabulary, model shape) inside a
-/// model directory; its presence marks a language model.
+/// model directory.
 pub const GENERATOR_FILE: &str = "generator.json";
 /// The line-break token: every line of the text ends with it.
 pub const LINE_BREAK: &str = "\n";
@@ -156,7 +160,7 @@ fn invalid(field: &'static str, expected: &'static str, found: impl ToString) ->
 }
 
 /// What a token is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// One Unicode scalar value (`char`), case kept.
@@ -165,17 +169,6 @@ pub enum TokenKind {
     /// A word or punctuation mark of the [`Tokenizer`] (lower-cased), written back separated
     /// by spaces.
     Word,
-}
-
-impl TokenKind {
-    /// Parses `char` or `word`.
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "char" => Some(TokenKind::Char),
-            "word" => Some(TokenKind::Word),
-            _ => None,
-        }
-    }
 }
 
 impl std::fmt::Display for TokenKind {
@@ -431,7 +424,7 @@ pub struct Baselines {
 /// predecessor is its context), so both models score the same `held_out.len() − 1` tokens.
 ///
 /// ```
-/// use sora::generate::{TokenKind, ngram_baselines};
+/// use sora_jobs::generate::{TokenKind, ngram_baselines};
 ///
 /// // Tokens 2 and 3 alternate; a bigram model sees it, a unigram model cannot.
 /// let train: Vec<usize> = (0..100).map(|i| 2 + i % 2).collect();
@@ -742,7 +735,8 @@ impl GenerateRun {
             baselines: self.baselines,
             best_epoch: self.best_epoch,
         };
-        ModelDir::new(dir).save_with(|staging| {
+        let info = describe(&self.saved, self.model.num_params());
+        ModelDir::new(dir).save_with(&info.manifest(), |staging| {
             let write = |file: &str, bytes: &[u8]| {
                 let path = staging.join(file);
                 write_atomic(&path, bytes).map_err(|source| TrainError::Io { file: path, source })
@@ -764,30 +758,6 @@ impl GenerateRun {
     }
 }
 
-/// How [`Generator::generate`] writes.
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct GenerateOptions {
-    /// Temperature, top-k, top-p, maximum tokens and seed (its `stop_tokens` are ignored:
-    /// stopping is by `stop` strings).
-    pub sampling: SamplingConfig,
-    /// Generation stops once the written text ends with one of these (kept in the output);
-    /// none may be empty.
-    pub stop: Vec<String>,
-}
-
-/// Text written by [`Generator::generate`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Generated {
-    /// The continuation (the prompt not included).
-    pub text: String,
-    /// Tokens written.
-    pub tokens: usize,
-    /// Prompt tokens the vocabulary lacks (read as `<unk>`).
-    pub unknown: usize,
-    /// Whether a stop string ended generation.
-    pub stopped: bool,
-}
-
 /// A language model read back from its directory, ready to write.
 #[derive(Debug, Clone)]
 pub struct Generator {
@@ -797,6 +767,7 @@ pub struct Generator {
     pub model: LanguageModel,
     tokens: Tokens,
     line_break: usize,
+    info: ModelInfo,
 }
 
 impl Generator {
@@ -804,17 +775,14 @@ impl Generator {
     pub fn new(saved: SavedGenerator, model: LanguageModel, device: &Device) -> Result<Self> {
         let tokens = Tokens::new(saved.tokens, &saved.tokenizer)?;
         let line_break = saved.vocabulary.id(LINE_BREAK);
+        let info = describe(&saved, model.num_params());
         Ok(Self {
             model: model.to_device(&device.clone().without_autodiff()),
             saved,
             tokens,
             line_break,
+            info,
         })
-    }
-
-    /// Whether `dir` holds a language model (it has [`GENERATOR_FILE`]).
-    pub fn is_generator(dir: &Path) -> bool {
-        dir.join(GENERATOR_FILE).is_file()
     }
 
     /// Reads a model directory written by [`GenerateRun::save`], checking the weights'
@@ -863,17 +831,19 @@ impl Generator {
     pub fn generate(
         &self,
         prompt: &str,
-        options: &GenerateOptions,
+        options: &GenerateRequest,
         mut on_piece: impl FnMut(&str),
-    ) -> Result<Generated> {
-        if options.stop.iter().any(String::is_empty) {
-            return Err(invalid("stop", "non-empty stop strings", "\"\""));
-        }
+    ) -> crate::Result<Generated> {
+        options.check()?;
         let sampling = SamplingConfig {
+            temperature: options.temperature,
+            top_k: options.top_k.map(|k| k as usize),
+            top_p: options.top_p,
+            max_tokens: options.max_tokens,
             stop_tokens: Vec::new(),
-            ..options.sampling.clone()
+            seed: options.seed,
         };
-        let mut sampler = Sampler::new(sampling)?;
+        let mut sampler = Sampler::new(sampling).map_err(GenerateError::from)?;
         let (ids, unknown) = self.encode_prompt(prompt);
         let mut previous: Option<String> = match self.tokens.kind {
             // Words: a word that continues the prompt's last word is spaced from it.
@@ -897,7 +867,8 @@ impl Generator {
             } else {
                 ControlFlow::Continue(())
             }
-        })?;
+        })
+        .map_err(GenerateError::from)?;
         Ok(Generated {
             text,
             tokens: written.len(),
@@ -905,6 +876,317 @@ impl Generator {
             stopped,
         })
     }
+}
+
+impl From<GenerateError> for JobError {
+    fn from(e: GenerateError) -> Self {
+        match e {
+            GenerateError::InvalidOption {
+                field,
+                expected,
+                found,
+            } => JobError::invalid(flag_name(field), expected, found),
+            GenerateError::Lm(LmError::InvalidField {
+                field,
+                expected,
+                found,
+            }) => JobError::invalid(flag_name(field), expected, found),
+            other => JobError::kind(other),
+        }
+    }
+}
+
+/// The option a config field is set by (`d_hidden` by `hidden`, `d_embed` by `embed`).
+fn flag_name(field: &str) -> &str {
+    match field {
+        "d_hidden" => "hidden",
+        "d_embed" => "embed",
+        other => other,
+    }
+}
+
+/// What a language model is.
+fn describe(saved: &SavedGenerator, parameters: usize) -> ModelInfo {
+    let m = &saved.model;
+    ModelInfo {
+        kind: Generate::NAME.to_string(),
+        output: OutputKind::Text {
+            tokens: saved.tokens.to_string(),
+        },
+        target: None,
+        input: InputSchema::Prompt {
+            tokens: saved.tokens.to_string(),
+            vocabulary: saved.vocabulary.len(),
+        },
+        summary: format!(
+            "embedding {} × {} → {} {:?} layer(s) of {} → {} logits; {parameters} parameters",
+            m.vocab_size, m.d_embed, m.layers, m.cell, m.d_hidden, m.vocab_size
+        ),
+        parameters,
+    }
+}
+
+impl JobConfig for GenerateConfig {
+    fn check(&self) -> crate::Result<()> {
+        GenerateConfig::check(self)?;
+        self.model(3).check().map_err(GenerateError::from)?;
+        Ok(())
+    }
+}
+
+/// The `generate` kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Generate;
+
+/// The recurrent cell, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CellKind {
+    /// Long short-term memory.
+    Lstm,
+    /// Gated recurrent unit.
+    Gru,
+}
+
+impl From<CellKind> for Cell {
+    fn from(c: CellKind) -> Self {
+        match c {
+            CellKind::Lstm => Cell::Lstm,
+            CellKind::Gru => Cell::Gru,
+        }
+    }
+}
+
+/// The options of `sora train --task generate` (with `--text`, `--hidden`, `--embed`,
+/// `--seq-len`, `--min-count` and the loop options from the shared options).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Language models (--task generate)")]
+pub struct GenerateOptions {
+    /// The tokens: char (characters, case kept) or word (lower-cased words and punctuation).
+    #[arg(long, value_enum, default_value_t = GenerateConfig::default().tokens)]
+    pub tokens: TokenKind,
+    /// The recurrent cell.
+    #[arg(long, value_enum, default_value_t = CellKind::Lstm)]
+    pub cell: CellKind,
+    /// Stacked recurrent layers.
+    #[arg(long, default_value_t = GenerateConfig::default().layers)]
+    pub layers: usize,
+    /// Dropout on the embeddings, between layers and before the projection.
+    #[arg(long, default_value_t = GenerateConfig::default().dropout)]
+    pub dropout: f64,
+}
+
+impl Kind for Generate {
+    const NAME: &'static str = "generate";
+    const ABOUT: &'static str = "a text file (or a CSV column): a recurrent language model that writes";
+    type Config = GenerateConfig;
+    type Options = GenerateOptions;
+    type Data = Corpus;
+    type Run = GenerateRun;
+    type Model = Generator;
+
+    fn defaults() -> LoopDefaults {
+        let c = GenerateConfig::default();
+        LoopDefaults {
+            epochs: c.epochs,
+            batch_size: c.batch_size,
+            lr: c.lr,
+            optimizer: None,
+            patience: None,
+        }
+    }
+
+    fn configure(
+        mut config: GenerateConfig,
+        common: &CommonOptions,
+        o: GenerateOptions,
+    ) -> crate::Result<GenerateConfig> {
+        CommonOptions::refuse(
+            Self::NAME,
+            &[
+                ("--optimizer", common.optimizer.is_some()),
+                ("--patience", common.patience.is_some()),
+                ("--spec", common.spec.is_some()),
+            ],
+        )?;
+        if common.target.is_some() {
+            return Err(JobError::OptionNotForKind {
+                option: "--target".into(),
+                reason: "a language model predicts the next token of the text; it takes no \
+                         target column"
+                    .into(),
+            });
+        }
+        config.tokens = o.tokens;
+        config.cell = o.cell.into();
+        config.layers = o.layers;
+        config.dropout = o.dropout;
+        match common.hidden.as_deref() {
+            None => {}
+            Some(&[h]) => config.d_hidden = h,
+            Some(other) => {
+                return Err(JobError::OptionNotForKind {
+                    option: "--hidden".into(),
+                    reason: format!(
+                        "a language model takes one hidden width (--layers sets the depth), found {other:?}"
+                    ),
+                });
+            }
+        }
+        if let Some(embed) = common.embed {
+            config.d_embed = embed;
+        }
+        if let Some(min_count) = common.min_count {
+            config.min_count = min_count;
+        }
+        if let Some(seq_len) = common.seq_len {
+            config.seq_len = seq_len;
+        }
+        config.batch_size = common.batch_size.unwrap_or(config.batch_size);
+        config.epochs = common.epochs.unwrap_or(config.epochs);
+        config.lr = common.lr.unwrap_or(config.lr);
+        config.seed = common.seed;
+        config.progress = match common.progress {
+            crate::ProgressMode::Quiet => Progress::Quiet,
+            _ => Progress::Plain,
+        };
+        Ok(config)
+    }
+
+    fn load_data(
+        config: &GenerateConfig,
+        source: &DataSource,
+        ctx: &RunContext,
+    ) -> crate::Result<Corpus> {
+        ctx.single_device(Self::NAME)?;
+        let text = source.text.as_deref().ok_or_else(|| JobError::OptionNotForKind {
+            option: "--text".into(),
+            reason: "--task generate needs the text: a plain text FILE, or a COLUMN of the CSV \
+                     file --data"
+                .into(),
+        })?;
+        let corpus = match &source.data {
+            Some(csv) => load_csv_column(csv, text)?,
+            None => load_text(Path::new(text))?,
+        };
+        ctx.say(format!(
+            "{}: {} lines; {} tokens, {} {} layer(s) of {}, chunks of {}",
+            corpus.source,
+            corpus.lines.len(),
+            config.tokens,
+            config.layers,
+            format!("{:?}", config.cell).to_lowercase(),
+            config.d_hidden,
+            config.seq_len
+        ));
+        Ok(corpus)
+    }
+
+    fn train(config: &GenerateConfig, corpus: Corpus, ctx: &RunContext) -> crate::Result<GenerateRun> {
+        let run = train(&corpus, config, &ctx.device)?;
+        ctx.say(format!(
+            "{} training tokens in {} streams, {} held out (the end of the text); {} tokens in the vocabulary; {} parameters",
+            run.train_tokens,
+            run.streams,
+            run.held_out_tokens,
+            run.saved.vocabulary.len(),
+            run.saved.model.n_params()
+        ));
+        Ok(run)
+    }
+
+    fn load(dir: &Path, device: &Device) -> crate::Result<Generator> {
+        Ok(Generator::load(dir, device)?)
+    }
+}
+
+impl Trained for GenerateRun {
+    fn report(&self) -> String {
+        let kind = self.config.tokens;
+        let mut out = format!("\nheld-out {kind} tokens:\n");
+        out.push_str(&format!(
+            "  {:<20} {:>10} {:>10}\n",
+            "model", "perplexity", "bits/char"
+        ));
+        let best = format!("{:?} (epoch {})", self.config.cell, self.best_epoch).to_lowercase();
+        for (name, m) in [
+            ("unigram (add-one)", self.baselines.unigram),
+            ("bigram (add-one)", self.baselines.bigram),
+            (best.as_str(), self.held_out),
+        ] {
+            let bits = m
+                .bits_per_char
+                .map_or_else(|| "-".to_string(), |b| format!("{b:.3}"));
+            out.push_str(&format!("  {name:<20} {:>10.3} {bits:>10}\n", m.perplexity));
+        }
+        out
+    }
+
+    fn save(&self, dir: &Path) -> crate::Result<()> {
+        Ok(GenerateRun::save(self, dir)?)
+    }
+}
+
+impl Generator {
+    /// The model's perplexity on a text (a plain UTF-8 file), read as it was trained: lines of
+    /// tokens, each followed by the line break, in one stream with the state carried.
+    pub fn evaluate_text(&self, corpus: &Corpus) -> Result<LmMetrics> {
+        let mut ids = vec![self.line_break];
+        for line in &corpus.lines {
+            ids.extend(self.saved.vocabulary.encode(&self.tokens.line(line)));
+            ids.push(self.line_break);
+        }
+        let device = self.model.embedding.weight.device();
+        let (loss, count) = evaluate(&self.model, &ids, 1, 64, &device);
+        Ok(LmMetrics::new(loss, count, self.saved.tokens))
+    }
+}
+
+impl crate::Model for Generator {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn evaluate(&self, input: &Input) -> crate::Result<Evaluation> {
+        let Input::Path { data, .. } = input else {
+            return Err(input.wrong(Self::NAME_OF, "a plain UTF-8 text file"));
+        };
+        let corpus = load_text(data)?;
+        let m = self.evaluate_text(&corpus)?;
+        let bits = m
+            .bits_per_char
+            .map_or_else(String::new, |b| format!("   bits/char {b:.4}"));
+        let mut scores = vec![("loss".to_string(), m.loss), ("perplexity".to_string(), m.perplexity)];
+        scores.extend(m.bits_per_char.map(|b| ("bits_per_char".to_string(), b)));
+        Ok(Evaluation {
+            n: m.tokens,
+            report: format!(
+                "{} {} tokens predicted\nloss {:.4} nats/token   perplexity {:.4}{bits}\n",
+                m.tokens, self.saved.tokens, m.loss, m.perplexity
+            ),
+            scores,
+        })
+    }
+
+    fn generate(
+        &self,
+        request: &GenerateRequest,
+        on_piece: &mut dyn FnMut(&str),
+    ) -> crate::Result<Generated> {
+        Generator::generate(self, &request.prompt, request, on_piece)
+    }
+
+    fn hint(&self, verb: Verb) -> String {
+        match verb {
+            Verb::Predict | Verb::Explain => {
+                "; a language model writes text with `sora generate --model DIR`".into()
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+impl Generator {
+    const NAME_OF: &'static str = Generate::NAME;
 }
 
 #[cfg(test)]

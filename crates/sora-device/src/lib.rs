@@ -1,4 +1,7 @@
-//! Backends chosen at run time, by name (the `--device` flag).
+//! # sora-device
+//!
+//! Backends chosen at run time, by name (the `--device` flag), and [`test_device`], the one
+//! device helper every test suite of the workspace runs on.
 //!
 //! | name | backend | feature |
 //! |---|---|---|
@@ -11,7 +14,7 @@
 //! backend runs. See `docs/backends.md` for when to pick which and how to set LibTorch up.
 //!
 //! ```
-//! use sora::device::{DeviceChoice, DeviceError};
+//! use sora_device::{DeviceChoice, DeviceError};
 //!
 //! assert_eq!(DeviceChoice::parse("tch-cuda")?, DeviceChoice::TchCuda(0));
 //! assert_eq!(DeviceChoice::parse("tch-cuda:1")?.name(), "tch-cuda:1");
@@ -230,14 +233,43 @@ pub fn device(name: &str) -> Result<Device, DeviceError> {
     DeviceChoice::parse(name)?.device()
 }
 
-/// The device tests run on: `SORA_TEST_DEVICE` if set (e.g. `ndarray`, `tch`), else the
-/// default. One test suite thereby covers every backend.
+/// The name of the device tests run on: `SORA_TEST_DEVICE` if set (e.g. `ndarray`, `tch`),
+/// else `flex`.
+pub fn test_device_name() -> String {
+    std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| DeviceChoice::DEFAULT.name())
+}
+
+/// The device tests run on: `SORA_TEST_DEVICE` if set (e.g. `ndarray`, `tch`), else `flex`.
+/// Every crate's tests take their device from here, so one test suite covers every backend.
 ///
 /// # Panics
-/// If `SORA_TEST_DEVICE` names a device this build cannot construct (a test setup error).
+/// If `SORA_TEST_DEVICE` names a device this build cannot construct (a test setup error,
+/// reported as such rather than silently testing another backend).
 pub fn test_device() -> Device {
-    let name = std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| "flex".to_string());
+    let name = test_device_name();
     device(&name).unwrap_or_else(|e| panic!("SORA_TEST_DEVICE: {e}"))
+}
+
+/// Whether the tests run on the default device (`flex`). A test whose figures hold on flex
+/// only calls [`require_flex`] instead of returning early.
+pub fn testing_on_flex() -> bool {
+    DeviceChoice::parse(&test_device_name()) == Ok(DeviceChoice::Flex)
+}
+
+/// Fails the calling test, loudly, when the tests run on another device than flex: for
+/// tests whose targets are measured on flex (e.g. accuracy figures that take minutes on a
+/// slower backend). CI runs them on flex and leaves them out of other devices' runs by name
+/// (`--skip`), so a skip is always visible in the command that made it.
+///
+/// # Panics
+/// When `SORA_TEST_DEVICE` names another device.
+pub fn require_flex(why: &str) {
+    assert!(
+        testing_on_flex(),
+        "this test runs on flex only ({why}); SORA_TEST_DEVICE is `{}`: run it with \
+         SORA_TEST_DEVICE=flex, or leave it out with `--skip`",
+        test_device_name()
+    );
 }
 
 #[cfg(test)]

@@ -1,29 +1,37 @@
-//! The text job: a CSV file with a text column and a label column in; a trained, evaluated,
-//! saved text classifier out.
+//! The `text` kind: a CSV file with a text column and a label column in; a trained,
+//! evaluated, saved text classifier out.
 //!
 //! [`load`] reads the two columns (errors name the file and the column). The file must be
 //! UTF-8: sora-data's [`Table`] refuses text that is not, naming the file, the line and the
 //! field. [`train`] splits the
 //! documents (stratified, seeded), builds the tokenizer's [`Vocabulary`] from the **training**
 //! documents only, pads or truncates every document to one length (by default the 95th
-//! percentile of the training lengths, capped at [`DEFAULT_MAX_SEQ_LEN`]), trains a
+//! percentile of the training lengths, capped at [`TextConfig::max_seq_len`], 64 by default), trains a
 //! [`TextEncoder`] model (bag of embeddings, LSTM or GRU) with early stopping on the
 //! validation part and evaluates it on the test part. [`TextRun::save`] writes a model
 //! directory with [`TEXT_FILE`] (tokenizer, vocabulary, length, class names);
 //! [`TextModel`] reads it back to predict and evaluate raw text.
+//!
+//! [`TextModel::explain_texts`] attributes a prediction to the tokens (integrated gradients,
+//! saliency or input × gradient at the embedding output, or ablation of each token).
 //!
 //! [`tfidf_logistic`] is the linear reference: TF-IDF over word 1–2-grams (sublinear term
 //! frequency, smoothed IDF, L2-normalised rows, as scikit-learn's `TfidfVectorizer`) and an
 //! L2-regularised multinomial logistic regression fitted by accelerated full-batch gradient
 //! descent.
 
-use std::collections::HashMap;
-use std::path::Path;
+mod baseline;
+pub mod explain;
+mod model;
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use sora_core::{HeadSpec, Model, ModelSpec, SpecError, Task};
-use sora_data::{DataError, Split, Table, stratified_split};
+use sora_data::{DataError, Split, Table};
 use sora_text::tokenize::{
     TextError, Tokenizer, TokenizerConfig, Truncate, VocabConfig, Vocabulary, pad_batch,
 };
@@ -32,18 +40,14 @@ use sora_train::{
     Fitted, History, Metrics, ModelDir, Targets, TokenData, TrainConfig, TrainError, Trainer,
 };
 
+pub use baseline::tfidf_logistic;
+pub use model::TextModel;
+
+use crate::kind::{CommonOptions, DataSource, Holdout, JobConfig, Kind, LoopDefaults, RunContext, Trained};
+use crate::{EARLY_STOPPING_MIN_DELTA, JobError};
+
 /// File name of the saved text pipeline inside a model directory.
 pub const TEXT_FILE: &str = "text.json";
-/// Longest default sequence length (the 95th percentile of training lengths is capped here).
-pub const DEFAULT_MAX_SEQ_LEN: usize = 64;
-/// Default maximum epochs (early stopping usually ends sooner).
-pub const DEFAULT_EPOCHS: usize = 40;
-/// Default documents per step.
-pub const DEFAULT_BATCH_SIZE: usize = 32;
-/// Default learning rate (Adam).
-pub const DEFAULT_LR: f64 = 2e-3;
-/// Default early-stopping patience, in epochs.
-pub const DEFAULT_PATIENCE: usize = 5;
 
 /// Why the text job failed.
 #[derive(Debug, thiserror::Error)]
@@ -106,9 +110,38 @@ pub enum TextJobError {
         /// The model's classes.
         classes: Vec<String>,
     },
-    /// The options do not fit the data, or a model directory is not a text model.
-    #[error("{0}")]
-    Options(String),
+    /// A model directory has no text pipeline.
+    #[error("{}: no {TEXT_FILE}: not a text model directory", .dir.display())]
+    NoTextFile {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A model directory's text pipeline and spec disagree.
+    #[error(
+        "{}: {TEXT_FILE} has {tokens} tokens and length {seq_len}, spec.json takes {spec_tokens} \
+         and {spec_seq_len}", .dir.display()
+    )]
+    TextMismatch {
+        /// The directory.
+        dir: PathBuf,
+        /// Tokens of the saved vocabulary.
+        tokens: usize,
+        /// The saved sequence length.
+        seq_len: usize,
+        /// The spec's vocabulary size.
+        spec_tokens: i64,
+        /// The spec's sequence length.
+        spec_seq_len: i64,
+    },
+    /// An attribution failed.
+    #[error(transparent)]
+    Explain(#[from] sora_explain::ExplainError),
+}
+
+impl From<TextJobError> for JobError {
+    fn from(e: TextJobError) -> Self {
+        JobError::kind(e)
+    }
 }
 
 /// Result type of the text job.
@@ -153,7 +186,7 @@ impl TextData {
     }
 }
 
-fn column(table: &Table, name: &str) -> Result<usize> {
+pub(super) fn column(table: &Table, name: &str) -> Result<usize> {
     table
         .column_index(name)
         .ok_or_else(|| TextJobError::MissingColumn {
@@ -249,7 +282,7 @@ pub fn load_csv(path: &Path, text: &str, target: Option<&str>) -> Result<TextDat
 }
 
 /// The encoder architecture of the default model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum EncoderKind {
     /// A bag of embeddings (pooled embeddings, no recurrence).
@@ -261,17 +294,6 @@ pub enum EncoderKind {
     Gru,
 }
 
-impl EncoderKind {
-    /// Parses `bag`, `lstm` or `gru`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "bag" => EncoderKind::Bag,
-            "lstm" => EncoderKind::Lstm,
-            "gru" => EncoderKind::Gru,
-            _ => return None,
-        })
-    }
-}
 
 /// Everything [`train`] needs besides the documents.
 #[derive(Debug, Clone)]
@@ -301,25 +323,21 @@ pub struct TextConfig {
     pub head: Vec<usize>,
     /// The training loop.
     pub train: TrainConfig,
-    /// Fraction held out for validation (early stopping).
-    pub valid_fraction: f64,
-    /// Fraction held out for the final test.
-    pub test_fraction: f64,
-    /// Data-parallel training over several devices or processes (none by default).
-    pub parallel: sora_train::Parallel,
+    /// Fractions held out for validation (early stopping) and the final test.
+    pub holdout: Holdout,
 }
 
 impl Default for TextConfig {
     /// Lower-cased words, every training token kept, 95th-percentile length capped at 64, a
     /// bag of 64-wide embeddings (mean pooling, dropout 0.25) and a linear head; Adam
     /// (learning rate 2e-3), batch 32, up to 40 epochs with early stopping (patience 5) on a
-    /// 10 % validation split, 20 % test split.
+    /// 10 % validation split, 20 % test split, seed 42.
     fn default() -> Self {
         Self {
             tokenizer: TokenizerConfig::default(),
             vocab: VocabConfig::default(),
             seq_len: None,
-            max_seq_len: DEFAULT_MAX_SEQ_LEN,
+            max_seq_len: 64,
             truncate: Truncate::Head,
             encoder: EncoderKind::Bag,
             d_embed: 64,
@@ -327,12 +345,14 @@ impl Default for TextConfig {
             pool: SeqPool::Mean,
             dropout: 0.25,
             head: Vec::new(),
-            train: TrainConfig::new(DEFAULT_EPOCHS, DEFAULT_BATCH_SIZE, DEFAULT_LR)
+            train: TrainConfig::new(40, 32, 2e-3)
                 .with_optimizer(sora_train::OptimizerConfig::adam())
-                .with_early_stopping(DEFAULT_PATIENCE, 1e-4),
-            valid_fraction: 0.1,
-            test_fraction: 0.2,
-            parallel: sora_train::Parallel::None,
+                .with_early_stopping(5, EARLY_STOPPING_MIN_DELTA)
+                .with_seed(crate::DEFAULT_SEED),
+            holdout: Holdout {
+                valid_fraction: 0.1,
+                test_fraction: 0.2,
+            },
         }
     }
 }
@@ -443,12 +463,7 @@ pub struct TextRun {
 
 /// The stratified, seeded split [`train`] uses.
 pub fn split(data: &TextData, config: &TextConfig) -> Split {
-    stratified_split(
-        &data.labels,
-        config.valid_fraction,
-        config.test_fraction,
-        config.train.seed,
-    )
+    config.holdout.stratified(&data.labels, config.train.seed)
 }
 
 /// Splits `data` (stratified, seeded by the training seed), trains on the training part with
@@ -459,6 +474,15 @@ pub fn train(
     columns: (&str, &str),
     config: &TextConfig,
     device: &Device,
+) -> Result<TextRun> {
+    train_in(data, columns, config, &RunContext::quiet(device.clone()))
+}
+
+fn train_in(
+    data: &TextData,
+    columns: (&str, &str),
+    config: &TextConfig,
+    ctx: &RunContext,
 ) -> Result<TextRun> {
     if data.classes.len() < 2 {
         return Err(TextJobError::TooFewClasses {
@@ -507,7 +531,7 @@ pub fn train(
         train_config.early_stopping = None;
     }
     let trainer =
-        Trainer::new(train_config.clone(), device).with_parallel(config.parallel.clone())?;
+        Trainer::new(train_config.clone(), &ctx.device).with_parallel(ctx.parallel.clone())?;
     let fitted = trainer.fit(trainer.init(&checked), &train_data, valid_data.as_ref())?;
     let test = trainer.evaluate(&fitted.model, &test_data)?;
     let Fitted {
@@ -531,13 +555,16 @@ pub fn train(
 }
 
 impl TextRun {
-    /// Saves the model directory: spec, weights, [`TEXT_FILE`], training config, test
-    /// metrics, history and learning curves; an existing directory is replaced only once
+    /// Saves the model directory: manifest, spec, weights, [`TEXT_FILE`], training config,
+    /// test metrics, history and learning curves; an existing directory is replaced only once
     /// everything has been written.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_vec_pretty(&self.text).expect("the text pipeline serialises");
+        let checked = self.spec.check()?;
+        let info = model::describe(&self.text, &checked.summary().to_string(), self.model.num_params());
         ModelDir::new(dir).save(
-            &self.spec.check()?,
+            &info.manifest(),
+            &checked,
             &self.model,
             &self.train_config,
             Some(&self.test),
@@ -549,249 +576,156 @@ impl TextRun {
 
     /// The trained model with its text side, as [`TextModel::load`] would read it back.
     pub fn to_model(&self, device: &Device) -> TextModel {
-        TextModel {
-            text: self.text.clone(),
-            model: self.model.clone(),
-            // The spec was checked before training; a failure cannot happen here.
-            summary: self
-                .spec
-                .check()
-                .map(|c| c.summary().to_string())
-                .unwrap_or_default(),
-            device: device.clone(),
-        }
+        // The spec was checked before training; a failure cannot happen here.
+        let summary = self
+            .spec
+            .check()
+            .map(|c| c.summary().to_string())
+            .unwrap_or_default();
+        TextModel::new(self.text.clone(), self.model.clone(), summary, device)
     }
 }
 
-/// A text model read back from its directory.
+impl Trained for TextRun {
+    fn report(&self) -> String {
+        crate::outcome(
+            self.best_epoch,
+            self.history.epochs.len(),
+            self.stopped_early,
+            &self.test,
+            Some(&self.text.classes),
+        )
+    }
+
+    fn save(&self, dir: &Path) -> crate::Result<()> {
+        Ok(TextRun::save(self, dir)?)
+    }
+}
+
+impl JobConfig for TextConfig {
+    fn check(&self) -> crate::Result<()> {
+        self.holdout.check()?;
+        for (field, value) in [
+            ("seq_len", self.seq_len.unwrap_or(1)),
+            ("embed", self.d_embed),
+            ("max_seq_len", self.max_seq_len),
+        ] {
+            if value == 0 {
+                return Err(JobError::invalid(field, "at least 1", value));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `text` kind.
+#[derive(Debug, Clone, Copy)]
+pub struct Text;
+
+/// The options of `sora train` for text classifiers (with `--text`, `--target`, `--seq-len`,
+/// `--embed`, `--min-count` and `--hidden` from the shared options).
+#[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Text classifiers (--task text)")]
+pub struct TextOptions {
+    /// Text encoder: a bag of embeddings, or bidirectional LSTM or GRU layers.
+    #[arg(long, value_enum, default_value_t = TextConfig::default().encoder)]
+    pub encoder: EncoderKind,
+}
+
+/// The documents of a run and the columns they came from.
 #[derive(Debug, Clone)]
-pub struct TextModel {
-    /// The text side.
-    pub text: SavedText,
-    /// The model.
-    pub model: Model<TextEncoder>,
-    /// The checked spec's summary: layers, output shapes, parameters.
-    pub summary: String,
-    device: Device,
+pub struct TextSource {
+    /// The documents with their labels.
+    pub data: TextData,
+    /// The text column.
+    pub text_column: String,
+    /// The label column.
+    pub target_column: String,
 }
 
-impl TextModel {
-    /// Whether `dir` holds a text model (it has [`TEXT_FILE`]).
-    pub fn is_text_model(dir: &Path) -> bool {
-        dir.join(TEXT_FILE).is_file()
+impl Kind for Text {
+    const NAME: &'static str = "text";
+    const ABOUT: &'static str = "a CSV text column and a label column: a text classifier";
+    type Config = TextConfig;
+    type Options = TextOptions;
+    type Data = TextSource;
+    type Run = TextRun;
+    type Model = TextModel;
+
+    fn defaults() -> LoopDefaults {
+        LoopDefaults::of(&TextConfig::default().train)
     }
 
-    /// Reads a model directory written by [`TextRun::save`].
-    pub fn load(dir: &Path, device: &Device) -> Result<TextModel> {
-        let model_dir = ModelDir::new(dir);
-        let text: SavedText = model_dir.read_json(TEXT_FILE)?.ok_or_else(|| {
-            TextJobError::Options(format!(
-                "{}: no {TEXT_FILE}: not a text model directory",
-                dir.display()
-            ))
+    fn configure(
+        mut config: TextConfig,
+        common: &CommonOptions,
+        o: TextOptions,
+    ) -> crate::Result<TextConfig> {
+        CommonOptions::refuse(Self::NAME, &[("--spec", common.spec.is_some())])?;
+        config.encoder = o.encoder;
+        if common.seq_len.is_some() {
+            config.seq_len = common.seq_len;
+        }
+        if let Some(embed) = common.embed {
+            config.d_embed = embed;
+        }
+        if let Some(min_count) = common.min_count {
+            config.vocab.min_count = min_count;
+        }
+        if let Some(hidden) = &common.hidden {
+            config.head = hidden.clone();
+        }
+        common.apply(&mut config.train);
+        Ok(config)
+    }
+
+    fn load_data(
+        _config: &TextConfig,
+        source: &DataSource,
+        ctx: &RunContext,
+    ) -> crate::Result<TextSource> {
+        let column = source.text.clone().ok_or_else(|| JobError::OptionNotForKind {
+            option: "--text".into(),
+            reason: "a text classifier needs the CSV column holding the documents".into(),
         })?;
-        let loaded = model_dir.load::<TextSpec>(device)?;
-        let spec = &loaded.spec.spec().encoder;
-        if spec.vocab_size != text.vocabulary.len() as i64 || spec.seq_len != text.seq_len as i64 {
-            return Err(TextJobError::Options(format!(
-                "{}: {TEXT_FILE} has {} tokens and length {}, spec.json takes {} and {}",
-                dir.display(),
-                text.vocabulary.len(),
-                text.seq_len,
-                spec.vocab_size,
-                spec.seq_len
-            )));
-        }
-        Ok(TextModel {
-            text,
-            model: loaded.model,
-            summary: loaded.spec.summary().to_string(),
-            device: device.clone(),
+        let target = source.target("a text classifier")?.to_string();
+        let path = source.data()?;
+        let data = load_csv(path, &column, Some(&target))?;
+        ctx.say(format!(
+            "{}: {} documents, classes {:?}",
+            path.display(),
+            data.len(),
+            data.classes
+        ));
+        Ok(TextSource {
+            data,
+            text_column: column,
+            target_column: target,
         })
     }
 
-    /// The device the model lives on.
-    pub fn device(&self) -> &Device {
-        &self.device
+    fn train(config: &TextConfig, source: TextSource, ctx: &RunContext) -> crate::Result<TextRun> {
+        let run = train_in(
+            &source.data,
+            (&source.text_column, &source.target_column),
+            config,
+            ctx,
+        )?;
+        ctx.say(format!(
+            "documents: {} train, {} validation, {} test (stratified, seed {}); {} tokens in the vocabulary, length {} ({} training documents cut)",
+            run.split.train.len(),
+            run.split.valid.len(),
+            run.split.test.len(),
+            config.train.seed,
+            run.text.vocabulary.len(),
+            run.text.seq_len,
+            run.truncated
+        ));
+        ctx.say(format!("\n{}\n", run.spec.check()?.summary()));
+        Ok(run)
     }
 
-    /// Reads the model's text column (and its label column, when `labelled`) from a CSV
-    /// file; labels are mapped onto the model's classes.
-    pub fn load_csv(&self, path: &Path, labelled: bool) -> Result<TextData> {
-        let table = Table::read_csv(path)?;
-        let text_col = column(&table, &self.text.text_column)?;
-        let texts: Vec<String> = table.column(text_col).map(str::to_string).collect();
-        let mut labels = Vec::new();
-        if labelled {
-            let col = column(&table, &self.text.target_column)?;
-            for (row, label) in table.column(col).enumerate() {
-                let label = label.trim();
-                let class = self
-                    .text
-                    .classes
-                    .iter()
-                    .position(|c| c == label)
-                    .ok_or_else(|| TextJobError::UnknownClass {
-                        file: table.source().to_string(),
-                        row: row + 1,
-                        label: label.to_string(),
-                        classes: self.text.classes.clone(),
-                    })?;
-                labels.push(class);
-            }
-        }
-        Ok(TextData {
-            texts,
-            labels,
-            classes: if labelled {
-                self.text.classes.clone()
-            } else {
-                Vec::new()
-            },
-            source: table.source().to_string(),
-        })
+    fn load(dir: &Path, device: &Device) -> crate::Result<TextModel> {
+        Ok(TextModel::load(dir, device)?)
     }
-
-    /// Class probabilities `[n, classes]` row-major for raw documents.
-    pub fn predict(&self, texts: &[String]) -> Result<Vec<f32>> {
-        let data = self.text.encode(texts, &[])?;
-        Ok(sora_train::predict(&self.model, &data, 256, &self.device)?)
-    }
-
-    /// Metrics on labelled documents (labels are class indices of the model).
-    pub fn evaluate(&self, texts: &[String], labels: &[usize]) -> Result<Metrics> {
-        let data = self.text.encode(texts, labels)?;
-        Ok(sora_train::evaluate(&self.model, &data, 256, &self.device)?)
-    }
-}
-
-/// Accuracy of the linear reference on a split: TF-IDF over word 1–2-grams of the default
-/// tokenizer (vocabulary and IDF from `train` only; sublinear term frequency `1 + ln tf`,
-/// smoothed IDF `ln((1 + n) / (1 + df)) + 1`, L2-normalised rows) and a multinomial logistic
-/// regression with L2 penalty `‖W‖² / (2C)` on the summed log-loss (scikit-learn's `C`),
-/// fitted by Nesterov-accelerated full-batch gradient descent until the gradient's norm is
-/// below `1e-6` (or 5,000 iterations).
-///
-/// Returns the test predictions (class indices).
-pub fn tfidf_logistic(
-    train: &TextData,
-    test: &TextData,
-    n_classes: usize,
-    c: f64,
-) -> Result<Vec<usize>> {
-    let tokenizer = Tokenizer::new(TokenizerConfig::default())?;
-    let grams = |text: &str| -> Vec<String> {
-        let words = tokenizer.tokenize(text);
-        let mut out = words.clone();
-        out.extend(words.windows(2).map(|w| format!("{} {}", w[0], w[1])));
-        out
-    };
-    let train_grams: Vec<Vec<String>> = train.texts.iter().map(|t| grams(t)).collect();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    let mut df: Vec<f64> = Vec::new();
-    for doc in &train_grams {
-        let mut seen = std::collections::HashSet::new();
-        for g in doc {
-            if seen.insert(g.as_str()) {
-                let next = index.len();
-                let id = *index.entry(g.clone()).or_insert(next);
-                if id == df.len() {
-                    df.push(0.0);
-                }
-                df[id] += 1.0;
-            }
-        }
-    }
-    let n = train.len() as f64;
-    let idf: Vec<f64> = df
-        .iter()
-        .map(|&d| ((1.0 + n) / (1.0 + d)).ln() + 1.0)
-        .collect();
-    let vectorize = |doc: &[String]| -> Vec<(usize, f64)> {
-        let mut tf: HashMap<usize, f64> = HashMap::new();
-        for g in doc {
-            if let Some(&id) = index.get(g) {
-                *tf.entry(id).or_default() += 1.0;
-            }
-        }
-        let mut row: Vec<(usize, f64)> = tf
-            .into_iter()
-            .map(|(id, t)| (id, (1.0 + t.ln()) * idf[id]))
-            .collect();
-        row.sort_unstable_by_key(|&(id, _)| id);
-        let norm = row.iter().map(|(_, v)| v * v).sum::<f64>().sqrt();
-        if norm > 0.0 {
-            row.iter_mut().for_each(|(_, v)| *v /= norm);
-        }
-        row
-    };
-    let x_train: Vec<Vec<(usize, f64)>> = train_grams.iter().map(|d| vectorize(d)).collect();
-    let d = index.len();
-    let k = n_classes;
-    // Weights `[d + 1, k]` (the last row is the unpenalised intercept); objective is the mean
-    // log-loss plus `‖W‖² / (2 C n)`.
-    let lambda = 1.0 / (c * n);
-    let logits = |w: &[f64], row: &[(usize, f64)]| -> Vec<f64> {
-        let mut z: Vec<f64> = w[d * k..].to_vec();
-        for &(j, v) in row {
-            for (zc, wc) in z.iter_mut().zip(&w[j * k..(j + 1) * k]) {
-                *zc += v * wc;
-            }
-        }
-        z
-    };
-    let gradient = |w: &[f64]| -> Vec<f64> {
-        let mut g = vec![0.0; (d + 1) * k];
-        for (row, &label) in x_train.iter().zip(&train.labels) {
-            let mut p = logits(w, row);
-            let max = p.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            p.iter_mut().for_each(|z| *z = (*z - max).exp());
-            let sum: f64 = p.iter().sum();
-            p.iter_mut().for_each(|z| *z /= sum);
-            p[label] -= 1.0;
-            for &(j, v) in row {
-                for (gc, pc) in g[j * k..(j + 1) * k].iter_mut().zip(&p) {
-                    *gc += v * pc / n;
-                }
-            }
-            for (gc, pc) in g[d * k..].iter_mut().zip(&p) {
-                *gc += pc / n;
-            }
-        }
-        for (gc, wc) in g[..d * k].iter_mut().zip(&w[..d * k]) {
-            *gc += lambda * wc;
-        }
-        g
-    };
-    // Rows have unit norm (plus the intercept's 1), so the Hessian of the mean softmax loss
-    // is bounded by 0.5 · 2 = 1; the penalty adds λ.
-    let step = 1.0 / (1.0 + lambda);
-    let mut w = vec![0.0; (d + 1) * k];
-    let mut y = w.clone();
-    let mut t = 1.0f64;
-    for _ in 0..5000 {
-        let g = gradient(&y);
-        if g.iter().map(|v| v * v).sum::<f64>().sqrt() < 1e-6 {
-            w = y;
-            break;
-        }
-        let next: Vec<f64> = y.iter().zip(&g).map(|(yi, gi)| yi - step * gi).collect();
-        let t_next = (1.0 + (1.0 + 4.0 * t * t).sqrt()) / 2.0;
-        let momentum = (t - 1.0) / t_next;
-        y = next
-            .iter()
-            .zip(&w)
-            .map(|(n, o)| n + momentum * (n - o))
-            .collect();
-        w = next;
-        t = t_next;
-    }
-    Ok(test
-        .texts
-        .iter()
-        .map(|text| {
-            let z = logits(&w, &vectorize(&grams(text)));
-            (0..k).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap_or(0)
-        })
-        .collect())
 }

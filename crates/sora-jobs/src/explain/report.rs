@@ -1,10 +1,35 @@
-//! The explanation report: a terminal summary and a self-contained HTML page (no external
-//! assets; charts are PNGs embedded as data URIs; all text escaped).
+//! The explanation report of tables: a terminal summary and a self-contained HTML page (no
+//! external assets; charts are PNGs embedded as data URIs; all text escaped).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::PathBuf;
 
 use plotters::prelude::*;
+
+use super::html::escape;
+
+/// Why a report could not be drawn.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// A chart could not be drawn.
+    #[error("chart `{title}`: {message}")]
+    Chart {
+        /// The chart's title.
+        title: String,
+        /// The drawing backend's message.
+        message: String,
+    },
+    /// A temporary file of a chart could not be written or read.
+    #[error("{}: {source}", .file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// One input feature of an explained row, as the user knows it (a raw column).
 #[derive(Debug, Clone, PartialEq)]
@@ -60,22 +85,6 @@ pub struct PermutationImportance {
     pub columns: Vec<(String, f64, f64)>,
 }
 
-/// Escapes text for HTML.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Standard base64 with padding.
 pub fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -100,14 +109,18 @@ pub fn base64(bytes: &[u8]) -> String {
 
 /// A horizontal bar chart as PNG bytes: positive values right (red: pushes the output up),
 /// negative left (blue).
-pub fn bar_chart_png(title: &str, bars: &[(String, f64)]) -> Result<Vec<u8>, String> {
+pub fn bar_chart_png(title: &str, bars: &[(String, f64)]) -> Result<Vec<u8>, ReportError> {
     sora_train::register_font();
     let (w, h) = (720u32, (60 + 26 * bars.len().max(1)) as u32);
     let dir = tempfile_dir()?;
     let path = dir.join("chart.png");
+    let chart_error = |e: &dyn std::fmt::Display| ReportError::Chart {
+        title: title.to_string(),
+        message: e.to_string(),
+    };
     {
         let root = BitMapBackend::new(&path, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        root.fill(&WHITE).map_err(|e| chart_error(&e))?;
         let max = bars
             .iter()
             .map(|b| b.1.abs())
@@ -126,7 +139,7 @@ pub fn bar_chart_png(title: &str, bars: &[(String, f64)]) -> Result<Vec<u8>, Str
             .x_label_area_size(28)
             .y_label_area_size(170)
             .build_cartesian_2d(lo..max, (0..n).into_segmented())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chart_error(&e))?;
         // Row 0 at the top: segment `n - 1 - i` holds bar `i`.
         let label = |v: &SegmentValue<usize>| match v {
             SegmentValue::CenterOf(y) if *y < n => {
@@ -140,7 +153,7 @@ pub fn bar_chart_png(title: &str, bars: &[(String, f64)]) -> Result<Vec<u8>, Str
             .y_labels(n)
             .y_label_formatter(&label)
             .draw()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| chart_error(&e))?;
         chart
             .draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
                 let y = n - 1 - i;
@@ -159,19 +172,25 @@ pub fn bar_chart_png(title: &str, bars: &[(String, f64)]) -> Result<Vec<u8>, Str
                 bar.set_margin(3, 3, 0, 0);
                 bar
             }))
-            .map_err(|e| e.to_string())?;
-        root.present().map_err(|e| e.to_string())?;
+            .map_err(|e| chart_error(&e))?;
+        root.present().map_err(|e| chart_error(&e))?;
     }
-    let bytes = std::fs::read(&path).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&path).map_err(|source| ReportError::Io {
+        file: path.clone(),
+        source,
+    });
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(bytes)
+    bytes
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+fn tempfile_dir() -> Result<PathBuf, ReportError> {
     static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("sora-chart-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|source| ReportError::Io {
+        file: dir.clone(),
+        source,
+    })?;
     Ok(dir)
 }
 
@@ -208,7 +227,7 @@ impl Report {
     }
 
     /// The self-contained HTML page.
-    pub fn to_html(&self) -> Result<String, String> {
+    pub fn to_html(&self) -> Result<String, ReportError> {
         let mut h = String::new();
         let _ = write!(
             h,
@@ -298,13 +317,6 @@ impl Report {
         }
         h.push_str("</body></html>\n");
         Ok(h)
-    }
-
-    /// Writes the HTML page atomically.
-    pub fn save_html(&self, path: &Path) -> Result<(), String> {
-        let html = self.to_html()?;
-        sora_core::weights::write_atomic(path, html.as_bytes())
-            .map_err(|e| format!("{}: {e}", path.display()))
     }
 }
 

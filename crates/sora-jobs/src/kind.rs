@@ -1,0 +1,420 @@
+//! The training side of the contract: a model [`Kind`] — checked config, data in, a trained
+//! run out, saved, loaded back as a [`Model`](crate::Model) — and the steps every kind
+//! shares: the device and the data-parallel setting of the run ([`RunContext`]), the
+//! training loop's options ([`CommonOptions`], applied once by [`CommonOptions::apply`]),
+//! the seeded split ([`Holdout`]).
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use sora_train::{OptimizerConfig, Parallel, Progress, TrainConfig};
+
+use crate::{JobError, Model, Result};
+
+/// Smallest decrease of the validation loss that counts as an improvement, for every kind
+/// that stops early.
+pub const EARLY_STOPPING_MIN_DELTA: f64 = 1e-4;
+/// The seed of a run when none is given.
+pub const DEFAULT_SEED: u64 = 42;
+
+/// A kind's configuration: `Default` is the one source of its defaults (the command line's
+/// help shows them from there), and [`check`](JobConfig::check) validates it up front, naming
+/// the first field out of range.
+pub trait JobConfig: Default + Clone + Debug + Send + Sync + 'static {
+    /// Checks every field; the error names the first one out of range.
+    fn check(&self) -> Result<()>;
+}
+
+/// A model kind: one implementation per kind, registered once in the
+/// [`Registry`](crate::Registry).
+///
+/// `sora train` builds the kind's [`Config`](Kind::Config) from its defaults, the shared
+/// flags ([`CommonOptions`]) and the kind's own flags ([`Options`](Kind::Options)), checks it,
+/// reads the data, trains, and saves the run; `sora eval | predict | explain | serve` read the
+/// directory back through [`load_any`](crate::load_any), which calls the kind's
+/// [`load`](Kind::load).
+pub trait Kind: 'static {
+    /// The kind's name: what `manifest.json` records and `--task` takes.
+    const NAME: &'static str;
+    /// One line on what the kind learns, for `--help`.
+    const ABOUT: &'static str;
+    /// How the kind learns.
+    type Config: JobConfig;
+    /// The kind's own command-line options (shown under their own heading in
+    /// `sora train --help`; given to another kind, they are refused).
+    type Options: clap::Args;
+    /// The data as read for training.
+    type Data;
+    /// A finished run.
+    type Run: Trained;
+    /// A model of the kind read back from its directory.
+    type Model: Model + 'static;
+
+    /// The defaults of the training loop, for the shared flags' help.
+    fn defaults() -> LoopDefaults;
+
+    /// The config of a `sora train` run: `config` (the kind's defaults) with the shared and
+    /// the kind's own flags applied. The result is checked before use.
+    fn configure(
+        config: Self::Config,
+        common: &CommonOptions,
+        options: Self::Options,
+    ) -> Result<Self::Config>;
+
+    /// Reads the training data.
+    fn load_data(config: &Self::Config, source: &DataSource, ctx: &RunContext)
+    -> Result<Self::Data>;
+
+    /// Trains, and evaluates on held-out data.
+    fn train(config: &Self::Config, data: Self::Data, ctx: &RunContext) -> Result<Self::Run>;
+
+    /// Reads a model directory of this kind.
+    fn load(dir: &Path, device: &Device) -> Result<Self::Model>;
+}
+
+/// A finished training run.
+pub trait Trained {
+    /// What the program prints at the end of the run: the epoch kept, test metrics, …
+    fn report(&self) -> String;
+
+    /// Saves the model directory (with its manifest); an existing directory is replaced only
+    /// once everything has been written.
+    fn save(&self, dir: &Path) -> Result<()>;
+}
+
+/// Where a run's data is: the command line's `--data`, `--labels`, `--text`, `--target`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataSource {
+    /// The data file or folder.
+    pub data: Option<PathBuf>,
+    /// The IDX labels file of an IDX images file.
+    pub labels: Option<PathBuf>,
+    /// The text column of a CSV file, or a plain text file (language models).
+    pub text: Option<String>,
+    /// The column to predict.
+    pub target: Option<String>,
+}
+
+impl DataSource {
+    /// The data path, which a kind that reads one requires.
+    pub fn data(&self) -> Result<&Path> {
+        self.data
+            .as_deref()
+            .ok_or_else(|| JobError::invalid("data", "the data file or folder (--data)", "none"))
+    }
+
+    /// The target column, which `kind` requires.
+    pub fn target(&self, what: &str) -> Result<&str> {
+        self.target.as_deref().ok_or_else(|| JobError::OptionNotForKind {
+            option: "--target".into(),
+            reason: format!("{what} needs the column to predict"),
+        })
+    }
+}
+
+/// The shared setting of a run: the device, data-parallel training, which process prints.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    /// The device the model trains on (the first of several).
+    pub device: Device,
+    /// Data-parallel training over several devices or processes.
+    pub parallel: Parallel,
+    /// Whether this process prints and saves (rank 0 under MPI).
+    pub leader: bool,
+    /// Whether the run prints what it does (its data, split, model, outcome).
+    pub verbose: bool,
+}
+
+impl RunContext {
+    /// A run on one device that prints what it does.
+    pub fn new(device: Device) -> Self {
+        Self {
+            device,
+            parallel: Parallel::None,
+            leader: true,
+            verbose: true,
+        }
+    }
+
+    /// A run on one device that prints nothing of its own.
+    pub fn quiet(device: Device) -> Self {
+        Self {
+            verbose: false,
+            ..Self::new(device)
+        }
+    }
+
+    /// Prints a line of the run's account (the leader only, when verbose).
+    pub fn say(&self, line: impl std::fmt::Display) {
+        if self.leader && self.verbose {
+            println!("{line}");
+        }
+    }
+
+    /// Refuses data-parallel training for a kind that trains on one device.
+    pub fn single_device(&self, kind: &str) -> Result<()> {
+        match self.parallel {
+            Parallel::None => Ok(()),
+            _ => Err(JobError::OptionNotForKind {
+                option: "--devices/--distributed".into(),
+                reason: format!("{kind} models train on one device"),
+            }),
+        }
+    }
+}
+
+/// A kind's training-loop defaults, as the shared flags' help shows them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoopDefaults {
+    /// Maximum epochs.
+    pub epochs: usize,
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// The optimizer, when the kind lets the user choose it.
+    pub optimizer: Option<OptimizerKind>,
+    /// Early-stopping patience, when the kind stops early.
+    pub patience: Option<usize>,
+}
+
+impl LoopDefaults {
+    /// The defaults of a loop configured by a [`TrainConfig`].
+    pub fn of(train: &TrainConfig) -> Self {
+        Self {
+            epochs: train.epochs,
+            batch_size: train.batch_size,
+            lr: train.lr,
+            optimizer: Some(OptimizerKind::of(&train.optimizer)),
+            patience: Some(train.early_stopping.as_ref().map_or(0, |e| e.patience)),
+        }
+    }
+}
+
+/// The optimizers the command line names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerKind {
+    /// SGD with momentum 0.9.
+    Sgd,
+    /// Adam.
+    Adam,
+    /// Adam with decoupled weight decay.
+    Adamw,
+}
+
+impl OptimizerKind {
+    /// The optimizer with Sora's defaults (PyTorch's, and momentum 0.9 for SGD).
+    pub fn config(self) -> OptimizerConfig {
+        match self {
+            OptimizerKind::Sgd => OptimizerConfig::sgd(0.9),
+            OptimizerKind::Adam => OptimizerConfig::adam(),
+            OptimizerKind::Adamw => OptimizerConfig::adamw(),
+        }
+    }
+
+    /// The kind of a configured optimizer.
+    pub fn of(config: &OptimizerConfig) -> Self {
+        match config {
+            OptimizerConfig::Sgd { .. } => OptimizerKind::Sgd,
+            OptimizerConfig::Adam { .. } => OptimizerKind::Adam,
+            OptimizerConfig::AdamW { .. } => OptimizerKind::Adamw,
+        }
+    }
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adamw => "adamw",
+        }
+    }
+}
+
+/// How training shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A live bar on a terminal, one line per epoch otherwise.
+    #[default]
+    Auto,
+    /// Always a live bar.
+    Bar,
+    /// One line per epoch.
+    Plain,
+    /// Nothing.
+    Quiet,
+}
+
+impl From<ProgressMode> for Progress {
+    fn from(mode: ProgressMode) -> Progress {
+        match mode {
+            ProgressMode::Auto => Progress::Auto,
+            ProgressMode::Bar => Progress::Bar,
+            ProgressMode::Plain => Progress::Plain,
+            ProgressMode::Quiet => Progress::Quiet,
+        }
+    }
+}
+
+/// The options of `sora train` that several kinds share. Unset options keep the kind's
+/// defaults (its `Config::default()`); an option a kind does not have is refused by that
+/// kind's [`configure`](Kind::configure).
+#[derive(Debug, Clone, Default, PartialEq, clap::Args)]
+pub struct CommonOptions {
+    /// The data: a CSV file; a folder with one sub-folder of images (PNG, JPEG, BMP, GIF) or
+    /// of WAV clips per class (the folder name is the label); or an IDX images file (with
+    /// `--labels`). Not needed by `--task generate` with a plain text file.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The kind of model [default: inferred from the data: `ratings` with `--ratings`,
+    /// `text` with `--text`, `audio` for a folder of WAV clips, `image` for other folders
+    /// and IDX files, `tabular` for a CSV file].
+    #[arg(long)]
+    pub task: Option<String>,
+    /// The column to predict (tables, text).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The IDX labels file of an IDX images file.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Text: the CSV column holding the documents (UTF-8; invalid text is an error naming
+    /// its line); its presence makes this a text classifier over `--target`. Language
+    /// models (`--task generate`): a plain UTF-8 text file to learn from, or, when `--data`
+    /// names a CSV file, its column (one row per line).
+    #[arg(long)]
+    pub text: Option<String>,
+    /// Ratings: the CSV holds `user,item,rating[,timestamp]` rows (the same as `--task
+    /// ratings`).
+    #[arg(long, conflicts_with = "text")]
+    pub ratings: bool,
+    /// Hidden widths of the head, comma-separated (tables: default sized from the data;
+    /// language models: one width, the recurrent layers').
+    #[arg(long, value_delimiter = ',')]
+    pub hidden: Option<Vec<usize>>,
+    /// A model spec file (JSON or TOML) to use instead of the default model (tables, images,
+    /// audio).
+    #[arg(long)]
+    pub spec: Option<PathBuf>,
+    /// Maximum epochs (early stopping usually ends sooner).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Samples per step.
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Optimizer (SGD with momentum 0.9, Adam, AdamW).
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
+    /// Epochs without validation improvement before stopping (0 disables early stopping).
+    #[arg(long)]
+    pub patience: Option<usize>,
+    /// Text and language models: tokens per document (text: default the 95th percentile of
+    /// the training lengths, at most 64) or per chunk of truncated back-propagation through
+    /// time (language models).
+    #[arg(long)]
+    pub seq_len: Option<usize>,
+    /// Text and language models: embedding width.
+    #[arg(long)]
+    pub embed: Option<usize>,
+    /// Text and language models: keep tokens seen at least this many times in the training
+    /// part.
+    #[arg(long)]
+    pub min_count: Option<usize>,
+    /// Seed of the split, the initial weights and the shuffling.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Progress display.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl CommonOptions {
+    /// Where the data is.
+    pub fn source(&self) -> DataSource {
+        DataSource {
+            data: self.data.clone(),
+            labels: self.labels.clone(),
+            text: self.text.clone(),
+            target: self.target.clone(),
+        }
+    }
+
+    /// Applies the loop options (epochs, batch size, learning rate, optimizer, patience,
+    /// seed, progress) to a kind's [`TrainConfig`]; patience 0 turns early stopping off, any
+    /// other sets it with [`EARLY_STOPPING_MIN_DELTA`].
+    pub fn apply(&self, train: &mut TrainConfig) {
+        if let Some(epochs) = self.epochs {
+            train.epochs = epochs;
+        }
+        if let Some(batch_size) = self.batch_size {
+            train.batch_size = batch_size;
+        }
+        if let Some(lr) = self.lr {
+            train.lr = lr;
+        }
+        if let Some(optimizer) = self.optimizer {
+            train.optimizer = optimizer.config();
+        }
+        match self.patience {
+            Some(0) => train.early_stopping = None,
+            Some(patience) => {
+                *train = train
+                    .clone()
+                    .with_early_stopping(patience, EARLY_STOPPING_MIN_DELTA)
+            }
+            None => {}
+        }
+        train.seed = self.seed;
+        train.progress = self.progress.into();
+    }
+
+    /// Refuses the shared options a kind does not have: `present` names each option and
+    /// whether it was given.
+    pub fn refuse(kind: &str, options: &[(&str, bool)]) -> Result<()> {
+        match options.iter().find(|(_, given)| *given) {
+            Some((option, _)) => Err(JobError::OptionNotForKind {
+                option: (*option).to_string(),
+                reason: format!("{kind} models do not take it"),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The seeded split every kind holds data out with: a validation part (early stopping)
+/// and a test part (the final figures).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Holdout {
+    /// Fraction of the rows held out for validation.
+    pub valid_fraction: f64,
+    /// Fraction of the rows held out for the final test.
+    pub test_fraction: f64,
+}
+
+impl Holdout {
+    /// Checks that both fractions lie in `(0, 0.5)`.
+    pub fn check(&self) -> Result<()> {
+        for (name, fraction) in [
+            ("valid_fraction", self.valid_fraction),
+            ("test_fraction", self.test_fraction),
+        ] {
+            if !(fraction > 0.0 && fraction < 0.5) {
+                return Err(JobError::invalid(name, "a fraction in (0, 0.5)", fraction));
+            }
+        }
+        Ok(())
+    }
+
+    /// The split of classified rows, stratified by class and seeded.
+    pub fn stratified(&self, labels: &[usize], seed: u64) -> sora_data::Split {
+        sora_data::stratified_split(labels, self.valid_fraction, self.test_fraction, seed)
+    }
+
+    /// The split of `n` rows, at random and seeded.
+    pub fn random(&self, n: usize, seed: u64) -> sora_data::Split {
+        sora_data::random_split(n, self.valid_fraction, self.test_fraction, seed)
+    }
+}

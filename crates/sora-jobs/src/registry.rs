@@ -1,0 +1,322 @@
+//! The registry of model kinds, and the one loader of model directories.
+//!
+//! [`Registry::builtin`] holds one line per kind. [`Registry::load_any`] reads a directory's
+//! `manifest.json` once and hands the directory to the kind it names. A directory written by
+//! Sora 0.1 has no manifest: [`legacy_kind`] recognises it (the only place that looks at
+//! which files a directory holds), and the caller is told how to upgrade it
+//! ([`Loaded::legacy`], `sora upgrade`).
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use clap::{ArgMatches, Command, FromArgMatches};
+
+use crate::kind::{CommonOptions, JobConfig, Kind, LoopDefaults, RunContext, Trained};
+use crate::{JobError, Model, Result};
+
+/// A registered kind, as the program sees it: the object-safe face of a [`Kind`].
+pub trait AnyKind: Send + Sync {
+    /// The kind's name.
+    fn name(&self) -> &'static str;
+    /// One line on what it learns.
+    fn about(&self) -> &'static str;
+    /// Its own options, as a command to augment `sora train` with.
+    fn options(&self) -> Command;
+    /// The defaults of its training loop.
+    fn defaults(&self) -> LoopDefaults;
+    /// Configures (defaults, shared flags, its own flags from `matches`), checks, reads the
+    /// data and trains.
+    fn train(
+        &self,
+        common: &CommonOptions,
+        matches: &ArgMatches,
+        ctx: &RunContext,
+    ) -> Result<Box<dyn Trained>>;
+    /// Reads a directory of this kind.
+    fn load(&self, dir: &Path, device: &Device) -> Result<Box<dyn Model>>;
+}
+
+struct Entry<K>(PhantomData<fn() -> K>);
+
+impl<K: Kind> AnyKind for Entry<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn about(&self) -> &'static str {
+        K::ABOUT
+    }
+
+    fn options(&self) -> Command {
+        <K::Options as clap::Args>::augment_args(Command::new(K::NAME))
+    }
+
+    fn defaults(&self) -> LoopDefaults {
+        K::defaults()
+    }
+
+    fn train(
+        &self,
+        common: &CommonOptions,
+        matches: &ArgMatches,
+        ctx: &RunContext,
+    ) -> Result<Box<dyn Trained>> {
+        let options = K::Options::from_arg_matches(matches).map_err(|e| {
+            JobError::invalid(format!("{} options", K::NAME), "valid flags", e.to_string())
+        })?;
+        let config = K::configure(K::Config::default(), common, options)?;
+        config.check()?;
+        let data = K::load_data(&config, &common.source(), ctx)?;
+        Ok(Box::new(K::train(&config, data, ctx)?))
+    }
+
+    fn load(&self, dir: &Path, device: &Device) -> Result<Box<dyn Model>> {
+        Ok(Box::new(K::load(dir, device)?))
+    }
+}
+
+/// The model kinds a program knows.
+pub struct Registry {
+    kinds: Vec<Box<dyn AnyKind>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.names()).finish()
+    }
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::builtin()
+    }
+}
+
+impl Registry {
+    /// A registry with no kinds.
+    pub fn empty() -> Self {
+        Self { kinds: Vec::new() }
+    }
+
+    /// Sora's kinds, one registration line each.
+    pub fn builtin() -> Self {
+        Self::empty()
+            .with::<crate::tabular::Tabular>()
+            .with::<crate::media::Image>()
+            .with::<crate::media::Audio>()
+            .with::<crate::text::Text>()
+            .with::<crate::generate::Generate>()
+            .with::<crate::recommend::Recommend>()
+    }
+
+    /// Registers `K` (a later registration of a name replaces the earlier one).
+    pub fn with<K: Kind>(mut self) -> Self {
+        self.kinds.retain(|k| k.name() != K::NAME);
+        self.kinds.push(Box::new(Entry::<K>(PhantomData)));
+        self
+    }
+
+    /// The registered kinds' names, in registration order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.kinds.iter().map(|k| k.name()).collect()
+    }
+
+    /// The registered kinds.
+    pub fn kinds(&self) -> impl Iterator<Item = &dyn AnyKind> {
+        self.kinds.iter().map(|k| k.as_ref())
+    }
+
+    /// The kind named `name`.
+    pub fn kind(&self, name: &str) -> Result<&dyn AnyKind> {
+        self.kinds()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| JobError::UnknownKind {
+                file: None,
+                name: name.to_string(),
+                known: self.names().join(", "),
+            })
+    }
+
+    /// The kind a `sora train` run trains: `--task` when given (`auto` infers), `ratings`
+    /// with `--ratings`, `text` with `--text`, and otherwise what `--data` holds: a folder of
+    /// WAV clips is `audio`, any other folder or a non-CSV file `image`, a CSV file
+    /// `tabular`.
+    pub fn infer(&self, common: &CommonOptions) -> Result<&dyn AnyKind> {
+        let name = match common.task.as_deref() {
+            Some(task) if task != "auto" => task,
+            _ if common.ratings => "ratings",
+            _ if common.text.is_some() => "text",
+            _ => match &common.data {
+                Some(data) => crate::media::detect(data).unwrap_or("tabular"),
+                None => "tabular",
+            },
+        };
+        self.kind(name).map_err(|e| match e {
+            JobError::UnknownKind { name, known, .. } => JobError::invalid(
+                "task",
+                format!("auto or a model kind ({known})"),
+                format!("{name:?}"),
+            ),
+            other => other,
+        })
+    }
+
+    /// Reads a model directory of any registered kind: the manifest names the kind, which
+    /// reads its files. A directory without a manifest (Sora 0.1) is recognised by
+    /// [`legacy_kind`], and [`Loaded::legacy`] says so.
+    pub fn load_any(&self, dir: &Path, device: &Device) -> Result<Loaded> {
+        if !dir.is_dir() {
+            return Err(JobError::NotAModel {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let (name, legacy) = match sora_train::Manifest::read(dir)? {
+            Some(manifest) => (manifest.kind, None),
+            None => {
+                let kind = legacy_kind(dir)?.ok_or_else(|| JobError::NotAModel {
+                    dir: dir.to_path_buf(),
+                })?;
+                (kind.to_string(), Some(Legacy::new(dir, kind)))
+            }
+        };
+        let kind = self.kind(&name).map_err(|e| match e {
+            JobError::UnknownKind { name, known, .. } => JobError::UnknownKind {
+                file: Some(dir.join(sora_train::MANIFEST_FILE)),
+                name,
+                known,
+            },
+            other => other,
+        })?;
+        let model = kind.load(dir, device).map_err(|e| with_dir(e, dir))?;
+        Ok(Loaded {
+            model,
+            kind: kind.name(),
+            dir: dir.to_path_buf(),
+            legacy,
+        })
+    }
+}
+
+/// A refusal names the directory it is about.
+fn with_dir(e: JobError, dir: &Path) -> JobError {
+    match e {
+        JobError::Unsupported {
+            dir: None,
+            kind,
+            verb,
+            hint,
+        } => JobError::Unsupported {
+            dir: Some(dir.to_path_buf()),
+            kind,
+            verb,
+            hint,
+        },
+        other => other,
+    }
+}
+
+/// A model read by [`Registry::load_any`].
+#[derive(Debug)]
+pub struct Loaded {
+    /// The model.
+    pub model: Box<dyn Model>,
+    /// Its kind.
+    pub kind: &'static str,
+    /// The directory it was read from.
+    pub dir: PathBuf,
+    /// Set when the directory has no manifest (written by Sora 0.1).
+    pub legacy: Option<Legacy>,
+}
+
+impl Loaded {
+    /// A refusal of a verb by this model, naming its directory.
+    pub fn refuse(&self, e: JobError) -> JobError {
+        with_dir(e, &self.dir)
+    }
+}
+
+/// A model directory without a manifest, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Legacy {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The kind it was recognised as.
+    pub kind: &'static str,
+}
+
+impl Legacy {
+    fn new(dir: &Path, kind: &'static str) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            kind,
+        }
+    }
+}
+
+impl std::fmt::Display for Legacy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} has no {} (written by Sora 0.1); read as a `{}` model. \
+             `sora upgrade --model {}` adds the manifest",
+            self.dir.display(),
+            sora_train::MANIFEST_FILE,
+            self.kind,
+            self.dir.display()
+        )
+    }
+}
+
+/// What a directory written by Sora 0.1 (no manifest) holds, recognised by the one file each
+/// kind wrote beside the model: `generator.json` (language model), `recommender.json`
+/// (ratings), `text.json` (text classifier), `input.json` (image or audio, by the pipeline
+/// it records), `pipeline.json` (tabular). `None` when none of them is there.
+///
+/// This is the only place where a directory's files decide what it is; every directory
+/// written since records its kind in `manifest.json`.
+pub fn legacy_kind(dir: &Path) -> Result<Option<&'static str>> {
+    let has = |file: &str| dir.join(file).is_file();
+    Ok(if has("generator.json") {
+        Some("generate")
+    } else if has("recommender.json") {
+        Some("ratings")
+    } else if has("text.json") {
+        Some("text")
+    } else if has("input.json") {
+        let file = dir.join("input.json");
+        let bytes = std::fs::read(&file).map_err(JobError::io(&file))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| JobError::Parse {
+                file: file.clone(),
+                message: e.to_string(),
+                source: e.into(),
+            })?;
+        match value["pipeline"]["kind"].as_str() {
+            Some("audio") => Some("audio"),
+            _ => Some("image"),
+        }
+    } else if has("pipeline.json") {
+        Some("tabular")
+    } else {
+        None
+    })
+}
+
+/// Reads a model directory of any of Sora's kinds (see [`Registry::load_any`]).
+pub fn load_any(dir: &Path, device: &Device) -> Result<Loaded> {
+    Registry::builtin().load_any(dir, device)
+}
+
+/// Adds a manifest to a directory written by Sora 0.1: reads it as its kind would, and
+/// writes `manifest.json` from what the model is. A directory that has a manifest is left
+/// alone (`Ok(false)`).
+pub fn upgrade(registry: &Registry, dir: &Path, device: &Device) -> Result<bool> {
+    let loaded = registry.load_any(dir, device)?;
+    if loaded.legacy.is_none() {
+        return Ok(false);
+    }
+    let mut manifest = loaded.model.info().manifest();
+    manifest.write_into(dir)?;
+    Ok(true)
+}
