@@ -77,6 +77,39 @@ pub use model::{
 pub use recommendation::{Recommended, UserItems, recommendations_csv};
 pub use registry::{AnyKind, Legacy, Loaded, Registry, legacy_kind, load_any, upgrade};
 
+/// The layers, output shapes and parameters of a model spec file (JSON, or TOML by
+/// extension) of any encoder (`encoder.kind`: `identity`, `conv2d`, `conv1d`, `text`,
+/// `ratings`), checked against `limits`.
+pub fn spec_summary(
+    path: &std::path::Path,
+    limits: &sora_core::SpecLimits,
+) -> Result<sora_core::Summary> {
+    use sora_core::{IdentitySpec, ModelSpec};
+    let summary = match media::ConvSpec::encoder_kind(path)?.as_deref() {
+        Some("conv1d") => ModelSpec::<sora_conv::Conv1dSpec>::from_file(path)?
+            .check_with(limits)?
+            .summary()
+            .clone(),
+        Some("conv2d") => ModelSpec::<sora_conv::Conv2dSpec>::from_file(path)?
+            .check_with(limits)?
+            .summary()
+            .clone(),
+        Some("text") => ModelSpec::<sora_text::TextSpec>::from_file(path)?
+            .check_with(limits)?
+            .summary()
+            .clone(),
+        Some("ratings") => ModelSpec::<sora_text::recommend::RatingsSpec>::from_file(path)?
+            .check_with(limits)?
+            .summary()
+            .clone(),
+        _ => ModelSpec::<IdentitySpec>::from_file(path)?
+            .check_with(limits)?
+            .summary()
+            .clone(),
+    };
+    Ok(summary)
+}
+
 /// The metrics of a classifier or a regressor as an aligned text table (per-class rows and
 /// the averages for a classifier), as `sora eval` and `sora train` print them.
 pub fn format_metrics(metrics: &sora_train::Metrics, classes: Option<&[String]>) -> String {

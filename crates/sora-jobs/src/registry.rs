@@ -21,8 +21,10 @@ pub trait AnyKind: Send + Sync {
     fn name(&self) -> &'static str;
     /// One line on what it learns.
     fn about(&self) -> &'static str;
-    /// Its own options, as a command to augment `sora train` with.
+    /// Its own options, as a command of their own.
     fn options(&self) -> Command;
+    /// `cmd` with the kind's own options added.
+    fn augment(&self, cmd: Command) -> Command;
     /// The defaults of its training loop.
     fn defaults(&self) -> LoopDefaults;
     /// Configures (defaults, shared flags, its own flags from `matches`), checks, reads the
@@ -49,7 +51,11 @@ impl<K: Kind> AnyKind for Entry<K> {
     }
 
     fn options(&self) -> Command {
-        <K::Options as clap::Args>::augment_args(Command::new(K::NAME))
+        self.augment(Command::new(K::NAME))
+    }
+
+    fn augment(&self, cmd: Command) -> Command {
+        <K::Options as clap::Args>::augment_args(cmd)
     }
 
     fn defaults(&self) -> LoopDefaults {
@@ -136,6 +142,90 @@ impl Registry {
                 name: name.to_string(),
                 known: self.names().join(", "),
             })
+    }
+
+    /// `sora train`'s command (its shared options, [`CommonOptions`]) with every kind's own
+    /// options added under their headings, and the help of each shared loop option listing
+    /// each kind's default (from its `Config::default()`).
+    pub fn augment_train(&self, mut cmd: Command) -> Command {
+        for kind in self.kinds() {
+            cmd = kind.augment(cmd);
+        }
+        let defaults: Vec<(&str, LoopDefaults)> =
+            self.kinds().map(|k| (k.name(), k.defaults())).collect();
+        let listed = |value: &dyn Fn(&LoopDefaults) -> Option<String>| {
+            let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
+            for (name, d) in &defaults {
+                let Some(v) = value(d) else { continue };
+                match groups.iter_mut().find(|(g, _)| *g == v) {
+                    Some((_, names)) => names.push(name),
+                    None => groups.push((v, vec![name])),
+                }
+            }
+            let text: Vec<String> = groups
+                .iter()
+                .map(|(v, names)| format!("{v} {}", names.join(", ")))
+                .collect();
+            format!("[default: {}]", text.join("; "))
+        };
+        let lines: [(&str, Box<dyn Fn(&LoopDefaults) -> Option<String>>); 5] = [
+            ("epochs", Box::new(|d| Some(d.epochs.to_string()))),
+            ("batch_size", Box::new(|d| Some(d.batch_size.to_string()))),
+            ("lr", Box::new(|d| Some(d.lr.to_string()))),
+            (
+                "optimizer",
+                Box::new(|d| d.optimizer.map(|o| o.name().to_string())),
+            ),
+            ("patience", Box::new(|d| d.patience.map(|p| p.to_string()))),
+        ];
+        for (id, value) in lines {
+            let default = listed(value.as_ref());
+            cmd = cmd.mut_arg(id, |arg| {
+                let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+                arg.help(format!("{help} {default}"))
+            });
+        }
+        cmd
+    }
+
+    /// Refuses the options of other kinds than `kind` given on the command line (`--hflip`
+    /// to a tabular run, …), naming the option and the kinds that have it.
+    pub fn check_flags(&self, kind: &dyn AnyKind, matches: &ArgMatches) -> Result<()> {
+        let own: Vec<String> = kind
+            .options()
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        for other in self.kinds().filter(|k| k.name() != kind.name()) {
+            for arg in other.options().get_arguments() {
+                let id = arg.get_id().as_str();
+                if own.iter().any(|o| o == id) {
+                    continue;
+                }
+                let given = matches
+                    .try_get_raw(id)
+                    .ok()
+                    .flatten()
+                    .is_some()
+                    && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+                if given {
+                    let owners: Vec<&str> = self
+                        .kinds()
+                        .filter(|k| k.options().get_arguments().any(|a| a.get_id() == id))
+                        .map(|k| k.name())
+                        .collect();
+                    return Err(JobError::OptionNotForKind {
+                        option: format!("--{}", arg.get_long().unwrap_or(id)),
+                        reason: format!(
+                            "an option of {} models; this run trains a {} model",
+                            owners.join(" and "),
+                            kind.name()
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The kind a `sora train` run trains: `--task` when given (`auto` infers), `ratings`

@@ -166,6 +166,37 @@ impl JobConfig for TabularConfig {
     }
 }
 
+/// What `sora inspect` shows of a CSV file: its schema (column kinds, missing values) and,
+/// for a `target` column, the balance of its values (listed when there are at most 20).
+pub fn inspect(path: &Path, target: Option<&str>) -> Result<String> {
+    let table = sora_data::Table::read_csv(path)?;
+    let schema = sora_data::infer_schema(&table, &sora_data::MissingMarkers::default());
+    let mut out = format!("{schema}\n");
+    if let Some(target) = target {
+        let col = table
+            .column_index(target)
+            .ok_or_else(|| sora_data::DataError::TargetNotFound {
+                file: table.source().to_string(),
+                target: target.to_string(),
+                available: table.headers().to_vec(),
+            })?;
+        let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+        for value in table.column(col) {
+            *counts.entry(value).or_default() += 1;
+        }
+        out.push_str(&format!("target `{target}`: {} distinct values\n", counts.len()));
+        if counts.len() <= 20 {
+            for (value, n) in counts {
+                out.push_str(&format!(
+                    "  {value:>12}  {n:>6}  {:>5.1} %\n",
+                    100.0 * n as f64 / table.n_rows().max(1) as f64
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Hidden widths sized from the number of model inputs `d`: two layers, the first the next
 /// power of two of `2·d` clamped to [32, 256], the second half of it.
 pub fn default_hidden(d: usize) -> Vec<usize> {
