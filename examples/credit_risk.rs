@@ -10,7 +10,8 @@
 
 use anyhow::Result;
 use sora::data::Table;
-use sora::tabular::{ClassWeights, Prepared, TabularConfig, prepare, train_prepared};
+use sora::jobs::explain::{ExplainRequest, Rows};
+use sora::jobs::tabular::{ClassWeights, Prepared, TabularConfig, prepare, train_prepared};
 use sora::train::{Metrics, Progress, Targets, TrainData, auroc, average_precision, predict};
 
 /// Minority-class scores at a decision threshold on its probability.
@@ -183,22 +184,21 @@ fn main() -> Result<()> {
         }
         // Why the weighted model decides as it does: three test rows and global importance.
         let run = last_run.expect("two runs");
-        let options = sora::explain::ExplainOptions::default();
-        let report = sora::explain::explain(
-            &run.to_model(&device),
-            &table,
-            &prepared_rows(&prepared)[..3],
-            &options,
-        )?;
-        print!("\n{}", report.terminal_summary(4));
+        let request = ExplainRequest {
+            rows: Some(Rows::indices(&prepared_rows(&prepared)[..3])),
+            top: 4,
+            ..ExplainRequest::default()
+        };
+        let explanation = run.to_model(&device).explain(&table, &request)?;
+        print!("\n{}", explanation.terminal);
         std::fs::create_dir_all("target/examples")?;
         let file = format!(
             "target/examples/{}.html",
             name.split(' ').next().unwrap_or("credit")
         );
-        report
-            .save_html(std::path::Path::new(&file))
-            .map_err(anyhow::Error::msg)?;
+        if let Some(report) = &explanation.document {
+            sora::core::weights::write_atomic(std::path::Path::new(&file), &report.bytes)?;
+        }
         println!("report with global importance: {file}");
     }
     println!(

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 
 use anyhow::{Result, ensure};
 use sora::core::{HeadSpec, IdentitySpec, ModelSpec, Task};
-use sora::train::{Metrics, ModelDir, TrainConfig, TrainData, Trainer, evaluate};
+use sora::train::{
+    InputSummary, Manifest, Metrics, ModelDir, TrainConfig, TrainData, Trainer, evaluate,
+};
 
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
@@ -67,7 +69,14 @@ fn main() -> Result<()> {
     );
 
     let dir = ModelDir::new(&out);
+    // A bare model directory: spec and weights, no data pipeline (`ModelDir::load` reads it).
+    let manifest = Manifest::new(
+        "bare",
+        "classification",
+        InputSummary::new("64 standardised pixel values"),
+    );
     dir.save(
+        &manifest,
         &spec,
         &fitted.model,
         &config,

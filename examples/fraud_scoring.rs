@@ -22,7 +22,7 @@ use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 use sora::data::Table;
 use sora::serve::{ServeConfig, Server};
-use sora::tabular::{ClassWeights, TabularConfig, prepare, train_prepared};
+use sora::jobs::tabular::{ClassWeights, TabularConfig, prepare, train_prepared};
 use sora::train::Progress;
 
 const TARGET: &str = "default_payment_next_month";
@@ -131,7 +131,7 @@ fn main() -> Result<()> {
             ..ServeConfig::default()
         },
     )?;
-    let info = server.info().clone();
+    let info = server.description().clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -144,29 +144,26 @@ fn main() -> Result<()> {
     }));
     println!(
         "serving on http://{addr}: {} inputs, {} parameters, test AUROC at training {:.4}",
-        info.input.len(),
-        info.parameters,
-        info.metrics
-            .as_ref()
-            .and_then(|m| m["auroc"].as_f64())
-            .unwrap_or(f64::NAN)
+        info["input"].as_array().map_or(0, Vec::len),
+        info["parameters"],
+        info["metrics"]["auroc"].as_f64().unwrap_or(f64::NAN)
     );
 
     // Each test client as the JSON row a payment system would send.
-    let classes = info.classes.clone().unwrap_or_default();
+    let classes: Vec<String> = serde_json::from_value(info["classes"].clone()).unwrap_or_default();
     let default_class = classes
         .iter()
         .position(|c| c == "1")
         .context("class `1` (default)")?;
     let target_col = table.column_index(TARGET).context("target column")?;
-    let columns: Vec<(usize, bool, String)> = info
-        .input
+    let columns: Vec<(usize, bool, String)> = info["input"]
+        .as_array()
+        .context("input columns")?
         .iter()
         .map(|c| {
-            let col = table
-                .column_index(&c.name)
-                .expect("input column in the file");
-            (col, c.kind == "number", c.name.clone())
+            let name = c["name"].as_str().unwrap_or_default().to_string();
+            let col = table.column_index(&name).expect("input column in the file");
+            (col, c["type"] == "number", name)
         })
         .collect();
     let body = |row: usize| -> String {

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use sora::conv::{Conv2dSpec, ConvBlockSpec, GlobalPool, Pool};
 use sora::core::{HeadSpec, ModelSpec, Task};
 use sora::explain_methods::{GradCam, Inputs, Overlay, Target, save_overlays};
-use sora::media::{
+use sora::jobs::media::{
     ConvNet, ConvSpec, LoadOptions, MediaConfig, Samples, Source, load, train_split,
 };
 use sora::train::{Metrics, Progress, Schedule, argmax};
@@ -189,7 +189,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
         m.confusion_table(&classes)
     );
 
-    let model = media.to_model(&device);
+    let model = media.to_model(&device)?;
     let probabilities = model.predict(&test)?;
     let k = classes.len();
     let predicted: Vec<usize> = probabilities.chunks(k).map(argmax).collect();

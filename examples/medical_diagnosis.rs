@@ -11,7 +11,9 @@
 
 use anyhow::Result;
 use sora::data::{Table, TargetRule};
-use sora::tabular::{TabularConfig, format_metrics, logistic_regression, prepare, train_prepared};
+use sora::jobs::explain::{ExplainRequest, Rows};
+use sora::jobs::format_metrics;
+use sora::jobs::tabular::{TabularConfig, logistic_regression, prepare, train_prepared};
 use sora::train::{Metrics, Progress};
 
 struct Case {
@@ -140,23 +142,29 @@ fn main() -> Result<()> {
 /// Explains three test rows with Integrated Gradients on raw columns, prints the top columns
 /// and writes the HTML report (with the global importance charts) under `target/examples/`.
 fn explain_some(
-    run: &sora::tabular::TabularRun,
+    run: &sora::jobs::tabular::TabularRun,
     table: &Table,
     test_rows: &[usize],
     name: &str,
     device: &burn::tensor::Device,
 ) -> Result<()> {
     let model = run.to_model(device);
-    let options = sora::explain::ExplainOptions::default();
-    let report = sora::explain::explain(&model, table, &test_rows[..3], &options)?;
-    print!("{}", report.terminal_summary(4));
+    let request = ExplainRequest {
+        rows: Some(Rows::indices(&test_rows[..3])),
+        top: 4,
+        ..ExplainRequest::default()
+    };
+    let explanation = model.explain(table, &request)?;
+    print!("{}", explanation.terminal);
     let dir = std::path::Path::new("target/examples");
     std::fs::create_dir_all(dir)?;
     let file = dir.join(format!(
         "{}.html",
         name.split(' ').next().unwrap_or("report")
     ));
-    report.save_html(&file).map_err(anyhow::Error::msg)?;
+    if let Some(report) = &explanation.document {
+        sora::core::weights::write_atomic(&file, &report.bytes)?;
+    }
     println!("report with global importance: {}\n", file.display());
     Ok(())
 }

@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use sora::data::Table;
-use sora::recommend::{
+use sora::jobs::recommend::{
     RankingReport, RatingRange, RatingsReport, RecommendConfig, Recommender, fit_ranking,
     fit_ratings, read_ratings,
 };

@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use sora::text::SeqPool;
 use sora::text::tokenize::TokenizerConfig;
-use sora::textclf::{EncoderKind, TextConfig, TextRun, load_csv, train};
+use sora::jobs::text::{EncoderKind, TextConfig, TextRun, load_csv, train};
 use sora::train::{Metrics, Progress, argmax};
 
 /// What [`run`] does.

@@ -22,7 +22,7 @@ use sora::conv::audio::{FeatureConfig, FeatureKind};
 use sora::conv::{Conv1dSpec, ConvBlockSpec, GlobalPool, Pool};
 use sora::core::{HeadSpec, ModelSpec, Task};
 use sora::data::stratified_split;
-use sora::media::{
+use sora::jobs::media::{
     ConvSpec, InputPipeline, LoadOptions, MediaConfig, MediaModel, Samples, Source, train_split,
 };
 use sora::train::{Metrics, Progress};
@@ -59,7 +59,7 @@ impl Fsdd {
             ..LoadOptions::default()
         };
         let dir = sora::datasets::data_dir().join("fsdd");
-        let (digits, pipeline) = sora::media::load(&Source::AudioFolder(dir), &options)?;
+        let (digits, pipeline) = sora::jobs::media::load(&Source::AudioFolder(dir), &options)?;
         let clips: Vec<(String, usize)> = digits
             .sources
             .iter()

@@ -15,10 +15,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use sora::generate::{
-    GenerateConfig, GenerateOptions, GenerateRun, TokenKind, load_csv_column, train,
-};
-use sora::text::lm::SamplingConfig;
+use sora::jobs::GenerateRequest;
+use sora::jobs::generate::{GenerateConfig, GenerateRun, TokenKind, load_csv_column, train};
 use sora::train::Progress;
 
 /// What [`run`] does.
@@ -116,15 +114,13 @@ pub fn run(options: &Options) -> Result<GenerateRun> {
             ("t=0.8, top-p 0.95", 0.8, Some(0.95)),
             ("t=1.0", 1.0, None),
         ] {
-            let options = GenerateOptions {
-                sampling: SamplingConfig {
-                    temperature,
-                    top_p,
-                    max_tokens: 120,
-                    seed: options.seed,
-                    ..SamplingConfig::default()
-                },
+            let options = GenerateRequest {
+                temperature,
+                top_p,
+                max_tokens: 120,
+                seed: options.seed,
                 stop: vec!["\n".into()],
+                ..GenerateRequest::default()
             };
             print!("\n[{label}] {prompt}");
             let written = generator.generate(prompt, &options, |piece| {

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use sora::text::SeqPool;
-use sora::textclf::{EncoderKind, TextConfig, TextRun, load_csv, tfidf_logistic, train};
+use sora::jobs::text::{EncoderKind, TextConfig, TextRun, load_csv, tfidf_logistic, train};
 use sora::train::{Metrics, Progress};
 
 /// What [`run`] does.

@@ -3,7 +3,7 @@
 
 use sora::data::Table;
 use sora::device::test_device;
-use sora::tabular::{ClassWeights, TabularConfig, prepare, train_prepared};
+use sora::jobs::tabular::{ClassWeights, TabularConfig, prepare, train_prepared};
 use sora::train::{Metrics, Progress};
 
 /// (minority recall, AUROC) on the test split without and with balanced class weights.

@@ -11,12 +11,13 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use common::{device, fails, ok, sora};
-use sora::generate::{
-    Corpus, GenerateConfig, GenerateError, GenerateOptions, GenerateRun, Generator, TokenKind,
-    load_csv_column, train,
+use sora::jobs::GenerateRequest;
+use sora::jobs::generate::{
+    Corpus, GenerateConfig, GenerateError, GenerateRun, Generator, TokenKind, load_csv_column,
+    train,
 };
 use sora::text::Cell;
-use sora::text::lm::{PROMPT_CHUNK, SamplingConfig};
+use sora::text::lm::PROMPT_CHUNK;
 use sora::text::tokenize::Vocabulary;
 use sora::train::Progress;
 
@@ -46,14 +47,11 @@ fn generator() -> Generator {
 }
 
 fn sample(generator: &Generator, prompt: &str, temperature: f64, seed: u64) -> String {
-    let options = GenerateOptions {
-        sampling: SamplingConfig {
-            temperature,
-            max_tokens: 80,
-            seed,
-            ..SamplingConfig::default()
-        },
-        stop: Vec::new(),
+    let options = GenerateRequest {
+        temperature,
+        max_tokens: 80,
+        seed,
+        ..GenerateRequest::default()
     };
     generator.generate(prompt, &options, |_| {}).unwrap().text
 }
@@ -127,15 +125,12 @@ fn same_seed_same_text_and_different_seeds_differ() {
     assert_eq!(a, sample(&generator, "Great", 1.0, 42));
     assert_ne!(a, sample(&generator, "Great", 1.0, 43));
     // Top-k 1 is greedy whatever the temperature.
-    let top1 = GenerateOptions {
-        sampling: SamplingConfig {
-            temperature: 1.5,
-            top_k: Some(1),
-            max_tokens: 80,
-            seed: 9,
-            ..SamplingConfig::default()
-        },
-        stop: Vec::new(),
+    let top1 = GenerateRequest {
+        temperature: 1.5,
+        top_k: Some(1),
+        max_tokens: 80,
+        seed: 9,
+        ..GenerateRequest::default()
     };
     let written = generator.generate("Great", &top1, |_| {}).unwrap();
     assert_eq!(written.text, sample(&generator, "Great", 0.0, 0));
@@ -157,9 +152,10 @@ fn prompts_with_unknown_characters_and_of_any_length_are_read() {
             vocabulary.id("b")
         ]
     );
-    let options = GenerateOptions {
-        sampling: SamplingConfig::greedy(20),
-        stop: Vec::new(),
+    let options = GenerateRequest {
+        temperature: 0.0,
+        max_tokens: 20,
+        ..GenerateRequest::default()
     };
     let written = generator.generate("a☃b", &options, |_| {}).unwrap();
     assert_eq!((written.unknown, written.tokens), (1, 20));
@@ -176,13 +172,11 @@ fn prompts_with_unknown_characters_and_of_any_length_are_read() {
     assert_eq!(pieces.concat(), written.text);
 
     // Stop strings end generation after the text that completes them, which is kept.
-    let stop = GenerateOptions {
-        sampling: SamplingConfig {
-            max_tokens: 400,
-            seed: 5,
-            ..SamplingConfig::default()
-        },
+    let stop = GenerateRequest {
+        max_tokens: 400,
+        seed: 5,
         stop: vec![" ".into()],
+        ..GenerateRequest::default()
     };
     let written = generator.generate("The", &stop, |_| {}).unwrap();
     assert!(
@@ -332,7 +326,8 @@ fn cli_trains_and_generates() {
         "{out}"
     );
     assert!(out.contains("bits/char"), "{out}");
-    assert!(Generator::is_generator(&model));
+    let manifest = sora::train::Manifest::read(&model).unwrap().unwrap();
+    assert_eq!((manifest.kind.as_str(), manifest.task.as_str()), ("generate", "generation"));
 
     let write = |extra: &[&str]| {
         let mut args = vec![
@@ -486,9 +481,19 @@ fn cli_bad_input_is_a_clear_error() {
     let e = train_err(&dir.path().join("none.txt").to_string_lossy(), &[]);
     assert!(e.contains("none.txt"), "{e}");
     let good = file("good.txt", b"some text to learn from\nand more of it\n");
+    // Closed choices are checked by the argument parser (exit 2, the choices listed).
     for (flags, message) in [
-        (&["--tokens", "byte"][..], "--tokens: expected char or word"),
-        (&["--cell", "rnn"], "--cell: expected lstm or gru"),
+        (["--tokens", "byte"], "[possible values: char, word]"),
+        (["--cell", "rnn"], "[possible values: lstm, gru]"),
+    ] {
+        let mut args = vec!["train", "--task", "generate", "--text", &good, "--out", out];
+        args.extend_from_slice(&flags);
+        let run = sora(&args);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(stderr.contains(message), "{flags:?}: {stderr}");
+    }
+    for (flags, message) in [
         (
             &["--seq-len", "0"],
             "--seq-len: expected at least 1, found 0",
@@ -512,7 +517,10 @@ fn cli_bad_input_is_a_clear_error() {
     let e = fails(&["train", "--task", "generate", "--out", out]);
     assert!(e.contains("--text: --task generate needs the text"), "{e}");
     let e = fails(&["train", "--task", "poetry", "--text", &good]);
-    assert!(e.contains("--task: expected auto or generate"), "{e}");
+    assert!(
+        e.contains("--task: expected auto or a model kind (tabular, image, audio, text, generate, ratings)"),
+        "{e}"
+    );
     let csv = file("rows.csv", b"label,body\n1,hello\n");
     let e = fails(&[
         "train", "--task", "generate", "--data", &csv, "--text", "text", "--out", out,
@@ -553,13 +561,24 @@ fn cli_bad_input_is_a_clear_error() {
         assert!(e.contains(message), "{flags:?}: {e}");
     }
     let e = fails(&["generate", "--model", dir.path().to_str().unwrap()]);
-    assert!(e.contains("not a language model directory"), "{e}");
-    // The classifier commands point to `sora generate`.
-    for command in ["eval", "predict", "explain"] {
+    assert!(e.contains("not a Sora model directory"), "{e}");
+    // The classifier verbs point to `sora generate`; `eval` scores a text.
+    for command in ["predict", "explain"] {
         let e = fails(&[command, "--model", model_s, "--data", &good]);
         assert!(
-            e.contains("a language model; it writes text with `sora generate"),
+            e.contains("generate models")
+                && e.contains("a language model writes text with `sora generate"),
             "{e}"
         );
     }
+    let eval = ok(&["eval", "--model", model_s, "--data", &good]);
+    assert!(eval.contains("perplexity"), "{eval}");
+    // A tabular model does not write text.
+    let heart = dir.path().join("heart");
+    ok(&[
+        "train", "--data", "data/heart_cleveland/heart_cleveland.csv", "--target", "num",
+        "--epochs", "2", "--progress", "quiet", "--out", heart.to_str().unwrap(),
+    ]);
+    let e = fails(&["generate", "--model", heart.to_str().unwrap()]);
+    assert!(e.contains("tabular models do not write text"), "{e}");
 }

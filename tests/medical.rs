@@ -6,7 +6,7 @@ use std::process::Command;
 
 use sora::data::{Table, TargetRule};
 use sora::device::test_device;
-use sora::tabular::{TabularConfig, logistic_regression, prepare};
+use sora::jobs::tabular::{TabularConfig, logistic_regression, prepare};
 
 const SEEDS: [u64; 6] = [42, 1, 2, 3, 4, 5];
 

@@ -14,7 +14,8 @@ mod recommender;
 
 use std::io::Write;
 
-use sora::recommend::{RatingRange, Ratings, RecommendError, fit_ranking};
+use sora::data::{DataError, RatingRange, Ratings};
+use sora::jobs::recommend::{RecommendError, fit_ranking};
 use sora::train::Progress;
 
 #[test]
@@ -99,7 +100,7 @@ fn non_numeric_rating_names_file_and_line() {
     let f = write("user_id,item_id,rating,timestamp\n1,10,4.0,5\n1,11,great,6\n");
     let err = Ratings::read_csv(f.path(), range()).unwrap_err();
     assert!(
-        matches!(&err, RecommendError::BadRating { line: 3, value, .. } if value == "great"),
+        matches!(&err, DataError::BadRating { line: 3, value, .. } if value == "great"),
         "{err:?}"
     );
     let msg = err.to_string();
@@ -114,7 +115,7 @@ fn out_of_range_rating_names_file_and_line() {
     let f = write("user,item,rating\na,x,4.5\nb,y,7\n");
     let err = Ratings::read_csv(f.path(), range()).unwrap_err();
     assert!(
-        matches!(err, RecommendError::RatingOutOfRange { line: 3, value, .. } if value == 7.0),
+        matches!(err, DataError::RatingOutOfRange { line: 3, value, .. } if value == 7.0),
         "{err:?}"
     );
     assert!(err.to_string().contains(&f.path().display().to_string()));
@@ -128,7 +129,7 @@ fn missing_column_names_file_and_header() {
     let f = write("user_id,item_id,timestamp\n1,10,5\n");
     let err = Ratings::read_csv(f.path(), range()).unwrap_err();
     assert!(
-        matches!(&err, RecommendError::MissingColumn { column, .. } if column == "rating"),
+        matches!(&err, DataError::MissingRatingsColumn { role, .. } if role == "rating"),
         "{err:?}"
     );
     let msg = err.to_string();

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use common::{device, fails, ok, sora};
-use sora::recommend::{RatingRange, Ratings, RecommendConfig, RecommenderModel};
+use sora::jobs::recommend::{RatingRange, Ratings, RecommendConfig, RecommenderModel};
 use sora::train::Progress;
 
 const USERS: u32 = 120;
@@ -128,7 +128,7 @@ fn train_saves_a_recommender_that_predicts_as_trained() {
         ..RecommendConfig::default()
     };
     let dev = sora::device::test_device();
-    let (_, _, trained) = sora::recommend::train(&ratings, &config, &dev).unwrap();
+    let (_, _, trained) = sora::jobs::recommend::train(&ratings, &config, &dev).unwrap();
     let loaded = RecommenderModel::load(&dir, &dev).unwrap();
     let (a, b) = (
         trained.recommend("7", 5).unwrap(),

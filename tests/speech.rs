@@ -11,7 +11,7 @@
 mod speech_digits;
 
 use sora::device::test_device;
-use sora::media::Samples;
+use sora::jobs::media::Samples;
 use sora::train::Progress;
 use speech_digits::{Fsdd, SEED, fit_valid, settings};
 
@@ -22,7 +22,7 @@ fn take_split_accuracy(fsdd: &Fsdd, samples: &Samples) -> f64 {
     let (fit, valid) = fit_valid(samples, &train, SEED);
     let mut config = settings(&samples.shape, samples.classes.len(), SEED);
     config.train.progress = Progress::Quiet;
-    let run = sora::media::train_split(
+    let run = sora::jobs::media::train_split(
         &fit,
         Some(&valid),
         &samples.subset(&test),

@@ -3,7 +3,7 @@
 
 use sora::data::Table;
 use sora::device::test_device;
-use sora::tabular::{TabularConfig, TabularModel, train};
+use sora::jobs::tabular::{TabularConfig, TabularModel, train};
 use sora::train::{Progress, TabularData, Targets, predict};
 
 #[test]

@@ -15,7 +15,7 @@ use common::{device, fails, ok};
 use std::path::Path;
 
 use sora::text::tokenize::{Tokenizer, Vocabulary};
-use sora::textclf::{TextData, TextJobError, TextModel, load_csv, tfidf_logistic};
+use sora::jobs::text::{TextData, TextJobError, TextModel, load_csv, tfidf_logistic};
 use sora::train::{Metrics, Progress};
 
 #[test]

@@ -5,7 +5,7 @@
 use sora::core::{HeadSpec, ModelSpec, Task};
 use sora::device::test_device;
 use sora::text::{Cell, SeqPool, TextSpec};
-use sora::text_explain::token_attributions;
+use sora::jobs::text::explain::token_attributions;
 use sora::train::{OptimizerConfig, Progress, Targets, TokenData, TrainConfig, Trainer};
 
 #[test]

@@ -9,7 +9,8 @@ use sora::core::{CheckedSpec, HeadSpec, Identity, IdentitySpec, Model, ModelSpec
 use sora::datasets::{Digits, bundled_digits};
 use sora::device::test_device;
 use sora::train::{
-    LossConfig, Metrics, ModelDir, OptimizerConfig, Progress, Schedule, TabularData, Targets,
+    InputSummary, LossConfig, Manifest, Metrics, ModelDir, OptimizerConfig, Progress, Schedule,
+    TabularData, Targets,
     TrainConfig, TrainData, TrainError, Trainer, evaluate,
 };
 
@@ -337,7 +338,14 @@ fn model_dir_round_trip_and_no_overwrite_on_failure() {
     let metrics = trainer.evaluate(&fitted.model, &data.test).unwrap();
     let root = tempfile::tempdir().unwrap();
     let dir = ModelDir::new(root.path().join("digits"));
+    // A bare model directory: spec and weights, no data pipeline (`ModelDir::load` reads it).
+    let manifest = Manifest::new(
+        "bare",
+        "classification",
+        InputSummary::new("64 standardised pixel values"),
+    );
     dir.save(
+        &manifest,
         &spec,
         &fitted.model,
         &config,
@@ -385,6 +393,7 @@ fn model_dir_round_trip_and_no_overwrite_on_failure() {
     let weights_before = std::fs::read(dir.path().join("model.safetensors")).unwrap();
     let other = train(quiet(1), &device, &data);
     dir.save(
+        &manifest,
         &spec,
         &other,
         &config,

@@ -148,9 +148,15 @@ impl Registry {
     /// options added under their headings, and the help of each shared loop option listing
     /// each kind's default (from its `Config::default()`).
     pub fn augment_train(&self, mut cmd: Command) -> Command {
+        // A kind's options carry no description of the command itself.
+        let about: Option<clap::builder::StyledStr> = cmd.get_about().cloned();
+        let long_about: Option<clap::builder::StyledStr> = cmd.get_long_about().cloned();
         for kind in self.kinds() {
             cmd = kind.augment(cmd);
         }
+        cmd = cmd
+            .about(clap::builder::Resettable::from(about))
+            .long_about(clap::builder::Resettable::from(long_about));
         let defaults: Vec<(&str, LoopDefaults)> =
             self.kinds().map(|k| (k.name(), k.defaults())).collect();
         let listed = |value: &dyn Fn(&LoopDefaults) -> Option<String>| {

@@ -171,6 +171,11 @@ impl Rows {
     /// How many rows the default selection takes: the first five.
     pub const DEFAULT_COUNT: usize = 5;
 
+    /// The rows at these 0-based indices, in this order.
+    pub fn indices(rows: &[usize]) -> Self {
+        Rows(Some(rows.iter().map(|&r| (r + 1, r + 1)).collect()))
+    }
+
     /// The 0-based rows selected of `n`: the ranges given, or the first
     /// [`DEFAULT_COUNT`](Self::DEFAULT_COUNT) (or all, when fewer).
     pub fn resolve(&self, n: usize) -> Result<Vec<usize>> {

@@ -220,7 +220,7 @@ fn class_names<'a>(labels: impl Iterator<Item = &'a str>) -> Vec<String> {
 ///
 /// ```
 /// use sora::data::Table;
-/// use sora::textclf::{TextJobError, load};
+/// use sora::jobs::text::{TextJobError, load};
 ///
 /// # fn main() -> Result<(), TextJobError> {
 /// let csv = "label,text\nspam,WIN a prize now\nham,see you at 6\nham,ok\n";
