@@ -21,14 +21,45 @@ pub struct Digits {
     pub test: TabularData,
 }
 
+/// Why the digits could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DigitsError {
+    /// The file could not be read.
+    #[error("{}: {source}", .file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A line does not hold 64 pixel values and a digit.
+    #[error("{}: line {line}: {what}", .file.display())]
+    Line {
+        /// The file.
+        file: PathBuf,
+        /// The line (1 is the header).
+        line: usize,
+        /// What is wrong with it.
+        what: String,
+    },
+    /// The rows do not make training data.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+}
+
 /// Reads `digits.csv` (`pixel_0..pixel_63,label`).
-pub fn digits(path: &Path) -> Result<Digits, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io {
+pub fn digits(path: &Path) -> Result<Digits, DigitsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DigitsError::Io {
         file: path.to_path_buf(),
         source,
     })?;
-    let bad =
-        |row: usize, msg: String| TrainError::Data(format!("{}: row {row}: {msg}", path.display()));
+    let bad = |line: usize, what: String| DigitsError::Line {
+        file: path.to_path_buf(),
+        line,
+        what,
+    };
     let mut rows: Vec<(Vec<f32>, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate().skip(1) {
         if line.trim().is_empty() {
@@ -105,6 +136,6 @@ pub fn digits(path: &Path) -> Result<Digits, TrainError> {
 }
 
 /// The bundled digits (`data/digits/digits.csv`).
-pub fn bundled_digits() -> Result<Digits, TrainError> {
+pub fn bundled_digits() -> Result<Digits, DigitsError> {
     digits(&data_dir().join("digits/digits.csv"))
 }

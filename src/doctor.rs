@@ -202,10 +202,10 @@ pub fn check_device(choice: DeviceChoice) -> DeviceCheck {
         Err(e) => (Status::Fails, e.to_string(), None),
         Ok(device) => match quietly(move || forward_backward(&device)) {
             Ok(Ok(detail)) => (Status::Works, detail, None),
-            Ok(Err(wrong)) => (Status::Fails, wrong, Some(runtime_fix(choice))),
+            Ok(Err(wrong)) => (Status::Fails, wrong.to_string(), Some(runtime_fix(choice))),
             Err(panic) => (
                 Status::Fails,
-                format!("the backend panicked: {panic}"),
+                format!("the backend panicked: {}", panic.0),
                 Some(runtime_fix(choice)),
             ),
         },
@@ -242,19 +242,44 @@ fn runtime_fix(choice: DeviceChoice) -> String {
     }
 }
 
+/// A panic's message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Panicked(String);
+
+/// Why a device's forward and backward pass failed its check.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+enum CheckFailure {
+    /// The pass gave no gradient for a tensor.
+    #[error("no gradient for {what}")]
+    NoGradient { what: &'static str },
+    /// A tensor could not be read back.
+    #[error("reading {what}: {message}")]
+    Unreadable { what: &'static str, message: String },
+    /// A value differs from the one computed by hand.
+    #[error("wrong {what}: got {got:?}, expected {want:?} (max error {error:.3e})")]
+    Wrong {
+        what: &'static str,
+        got: Vec<f32>,
+        want: Vec<f64>,
+        error: f64,
+    },
+}
+
 /// Runs `f`, turning a panic into its message without printing it. Whatever `f` touched is
 /// dropped after a panic (the check's own tensors), so unwind safety is not at stake.
-fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, Panicked> {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     std::panic::set_hook(previous);
     result.map_err(|payload| {
-        payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "(no message)".to_string())
+        Panicked(
+            payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".to_string()),
+        )
     })
 }
 
@@ -262,7 +287,7 @@ const X: [[f64; 3]; 2] = [[1.0, 2.0, -0.5], [-1.5, 0.25, 3.0]];
 const W: [[f64; 2]; 3] = [[0.5, -1.0], [0.25, 2.0], [-1.5, 0.75]];
 const B: [f64; 2] = [0.5, -0.25];
 
-fn forward_backward(device: &Device) -> Result<String, String> {
+fn forward_backward(device: &Device) -> Result<String, CheckFailure> {
     let dev = device.clone().autodiff();
     let flat = |rows: &[&[f64]]| -> Vec<f32> {
         rows.iter()
@@ -285,10 +310,13 @@ fn forward_backward(device: &Device) -> Result<String, String> {
     let y = linear.forward(x.clone());
     let loss = (y.clone() * y.clone()).sum();
     let grads = loss.backward();
-    let read = |t: Option<Tensor<2>>, what: &str| -> Result<Vec<f32>, String> {
-        t.ok_or_else(|| format!("no gradient for {what}"))?
+    let read = |t: Option<Tensor<2>>, what: &'static str| -> Result<Vec<f32>, CheckFailure> {
+        t.ok_or(CheckFailure::NoGradient { what })?
             .try_into_vec_as::<f32>()
-            .map_err(|e| format!("reading {what}: {e:?}"))
+            .map_err(|e| CheckFailure::Unreadable {
+                what,
+                message: format!("{e:?}"),
+            })
     };
     let got_y = read(Some(y), "the output")?;
     let got_gx = read(x.grad(&grads), "the input")?;
@@ -324,9 +352,12 @@ fn forward_backward(device: &Device) -> Result<String, String> {
             .map(|(&g, &w)| (g as f64 - w).abs())
             .fold(0.0f64, f64::max);
         if got.len() != want.len() || err > 1e-5 * scale {
-            return Err(format!(
-                "wrong {what}: got {got:?}, expected {want:?} (max error {err:.3e})"
-            ));
+            return Err(CheckFailure::Wrong {
+                what,
+                got: got.clone(),
+                want: want.clone(),
+                error: err,
+            });
         }
         worst = worst.max(err / scale);
     }
@@ -550,8 +581,8 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_its_message() {
-        let r: Result<(), String> = quietly(|| panic!("boom {}", 7));
-        assert_eq!(r.unwrap_err(), "boom 7");
+        let r: Result<(), Panicked> = quietly(|| panic!("boom {}", 7));
+        assert_eq!(r.unwrap_err(), Panicked("boom 7".into()));
         assert_eq!(quietly(|| 3), Ok(3));
     }
 

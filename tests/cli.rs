@@ -141,7 +141,8 @@ fn doctor_rejects_bad_device_names_with_typed_errors() {
     ] {
         let out = sora(&["doctor", "--device", name]);
         let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
+        // A name that is not a device is a usage error of the argument parser (exit 2).
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(message), "{name}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
@@ -190,7 +191,9 @@ fn uncompiled_or_absent_devices_are_clean_errors_when_training() {
             dir.to_str().unwrap(),
         ]);
         let (_, stderr) = text(&out);
-        assert_eq!(out.status.code(), Some(1), "{device}: {stderr}");
+        // An absent device fails at run time (1); a name that is none, at parsing (2).
+        let code = if device == "warp-drive" { 2 } else { 1 };
+        assert_eq!(out.status.code(), Some(code), "{device}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
         assert!(stderr.contains(&format!("`{device}`")), "{stderr}");
     }

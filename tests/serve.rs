@@ -5,104 +5,17 @@
 
 mod common;
 
+use common::http::{Serve, http, parse, read_answer};
 use common::{device, fails, ok};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 const GERMAN: &str = "data/german_credit/german_credit.csv";
-
-/// A `sora serve` child process, killed when dropped.
-struct Serve {
-    child: Child,
-    addr: SocketAddr,
-    stdout: BufReader<std::process::ChildStdout>,
-}
-
-impl Serve {
-    fn start(model: &Path, extra: &[&str]) -> Serve {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sora"))
-            .args(["serve", "--model", model.to_str().unwrap()])
-            .args(["--addr", "127.0.0.1:0", "--device", &device()])
-            .args(extra)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("sora serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        let addr = loop {
-            line.clear();
-            let n = stdout.read_line(&mut line).unwrap();
-            assert!(n > 0, "sora serve ended before listening");
-            if let Some(addr) = line.trim().strip_prefix("listening on http://") {
-                break addr.parse().unwrap();
-            }
-        };
-        Serve {
-            child,
-            addr,
-            stdout,
-        }
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let (status, text) = http(self.addr, "POST", path, body.to_string().as_bytes());
-        (status, parse(&text))
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        http(self.addr, "GET", path, b"")
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn parse(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
-}
-
-/// One HTTP/1.1 request on a fresh connection: the status and the body.
-fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(120)))
-        .unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    // The server may answer (413) before reading a large body and close.
-    let _ = stream.write_all(body);
-    read_answer(stream)
-}
-
-fn read_answer(mut stream: TcpStream) -> (u16, String) {
-    let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
-    let raw = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = raw
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP answer: {raw:?}"));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status: {head}"));
-    (status, body.to_string())
-}
 
 /// A German-credit model trained once for the whole file, and a CSV of 60 of its rows with
 /// missing cells and an unseen category put in.
@@ -617,7 +530,8 @@ fn sigterm_lets_the_request_in_flight_finish() {
 }
 
 #[test]
-fn image_and_audio_model_directories_are_refused_at_start() {
+fn directories_that_are_not_models_are_refused_at_start_naming_the_file() {
+    // A Sora 0.1 image directory that is missing all but its input pipeline.
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("input.json"), "{}").unwrap();
     let err = fails(&[
@@ -628,11 +542,14 @@ fn image_and_audio_model_directories_are_refused_at_start() {
         "127.0.0.1:0",
     ]);
     assert!(
-        err.contains("image or audio models are not served over HTTP"),
+        err.contains(&root.path().join("input.json").display().to_string()),
         "{err}"
     );
     let err = fails(&["serve", "--model", "no/such/dir", "--addr", "127.0.0.1:0"]);
-    assert!(err.contains("no/such/dir"), "{err}");
+    assert!(
+        err.contains("no/such/dir: not a Sora model directory"),
+        "{err}"
+    );
 }
 
 #[test]

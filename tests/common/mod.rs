@@ -4,6 +4,8 @@
 
 use std::process::{Command, Output};
 
+pub mod http;
+
 /// Runs `sora` with `args` in the repository root.
 pub fn sora(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_sora"))
@@ -30,6 +32,16 @@ pub fn fails(args: &[&str]) -> String {
     let out = sora(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(out.status.code(), Some(1), "sora {args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+/// Runs `sora`, asserts the argument parser refuses it (exit 2, no panic), returns its
+/// standard error: a closed choice or a value of the wrong form, named with the flag.
+pub fn usage_error(args: &[&str]) -> String {
+    let out = sora(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "sora {args:?}: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     stderr
 }

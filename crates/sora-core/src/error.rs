@@ -50,6 +50,9 @@ pub enum SpecError {
         file: Option<PathBuf>,
         /// The parser's message (it carries the line and column).
         message: String,
+        /// The parser's error (`serde_json::Error` or `toml::de::Error`).
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The spec file could not be read.
     #[error("cannot read model spec {}: {source}", .file.display())]

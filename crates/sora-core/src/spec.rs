@@ -155,6 +155,7 @@ impl<E: EncoderSpec> ModelSpec<E> {
         serde_json::from_str(text).map_err(|e| SpecError::Parse {
             file: None,
             message: e.to_string(),
+            source: e.into(),
         })
     }
 
@@ -163,6 +164,7 @@ impl<E: EncoderSpec> ModelSpec<E> {
         toml::from_str(text).map_err(|e| SpecError::Parse {
             file: None,
             message: e.to_string(),
+            source: e.into(),
         })
     }
 
@@ -179,9 +181,12 @@ impl<E: EncoderSpec> ModelSpec<E> {
             Self::from_json_str(&text)
         };
         parsed.map_err(|e| match e {
-            SpecError::Parse { message, .. } => SpecError::Parse {
+            SpecError::Parse {
+                message, source, ..
+            } => SpecError::Parse {
                 file: Some(path.to_path_buf()),
                 message,
+                source,
             },
             other => other,
         })

@@ -157,6 +157,10 @@ impl Registry {
         cmd = cmd
             .about(clap::builder::Resettable::from(about))
             .long_about(clap::builder::Resettable::from(long_about));
+        let tasks: Vec<&'static str> = std::iter::once("auto").chain(self.names()).collect();
+        cmd = cmd.mut_arg("task", |arg| {
+            arg.value_parser(clap::builder::PossibleValuesParser::new(tasks))
+        });
         let defaults: Vec<(&str, LoopDefaults)> =
             self.kinds().map(|k| (k.name(), k.defaults())).collect();
         let listed = |value: &dyn Fn(&LoopDefaults) -> Option<String>| {
@@ -415,4 +419,76 @@ pub fn upgrade(registry: &Registry, dir: &Path, device: &Device) -> Result<bool>
     let mut manifest = loaded.model.info().manifest();
     manifest.write_into(dir)?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The marker files of Sora 0.1's directories, each recognised as its kind; a directory
+    /// with none of them is not a model.
+    #[test]
+    fn legacy_directories_are_recognised_by_the_file_each_kind_wrote() {
+        let cases: [(&[(&str, &str)], Option<&str>); 7] = [
+            (&[("generator.json", "{}"), ("text.json", "{}")], Some("generate")),
+            (&[("recommender.json", "{}"), ("pipeline.json", "{}")], Some("ratings")),
+            (&[("text.json", "{}")], Some("text")),
+            (&[("input.json", r#"{"pipeline": {"kind": "audio"}}"#)], Some("audio")),
+            (&[("input.json", r#"{"pipeline": {"kind": "image"}}"#)], Some("image")),
+            (&[("pipeline.json", "{}")], Some("tabular")),
+            (&[("spec.json", "{}")], None),
+        ];
+        for (files, kind) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, text) in files {
+                std::fs::write(dir.path().join(name), text).unwrap();
+            }
+            assert_eq!(legacy_kind(dir.path()).unwrap(), kind, "{files:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("input.json"), "{not json").unwrap();
+        let e = legacy_kind(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("input.json"), "{e}");
+    }
+
+    #[test]
+    fn every_builtin_kind_is_registered_once_and_inferred_from_its_data() {
+        let registry = Registry::builtin();
+        assert_eq!(
+            registry.names(),
+            ["tabular", "image", "audio", "text", "generate", "ratings"]
+        );
+        let infer = |common: CommonOptions| registry.infer(&common).map(|k| k.name());
+        let data = |path: &str| CommonOptions {
+            data: Some(path.into()),
+            ..CommonOptions::default()
+        };
+        let root = env!("CARGO_MANIFEST_DIR");
+        let fsdd = format!("{root}/../../data/fsdd");
+        let mnist = format!("{root}/../../data/mnist/t10k-images-idx3-ubyte.gz");
+        assert_eq!(infer(data("heart.csv")).unwrap(), "tabular");
+        assert_eq!(infer(data(&fsdd)).unwrap(), "audio");
+        assert_eq!(infer(data(&mnist)).unwrap(), "image");
+        let text = CommonOptions {
+            text: Some("body".into()),
+            ..data("reviews.csv")
+        };
+        assert_eq!(infer(text).unwrap(), "text");
+        let ratings = CommonOptions {
+            ratings: true,
+            ..data("ratings.csv")
+        };
+        assert_eq!(infer(ratings).unwrap(), "ratings");
+        let task = CommonOptions {
+            task: Some("generate".into()),
+            ..data("reviews.csv")
+        };
+        assert_eq!(infer(task).unwrap(), "generate");
+        let unknown = CommonOptions {
+            task: Some("poetry".into()),
+            ..CommonOptions::default()
+        };
+        let e = infer(unknown).unwrap_err().to_string();
+        assert!(e.contains("tabular, image, audio, text, generate, ratings"), "{e}");
+    }
 }

@@ -132,45 +132,48 @@ impl TabularData {
     /// Fails when the sizes disagree, a feature is not finite, or a class is out of range.
     pub fn new(features: Vec<f32>, d: usize, targets: Targets) -> Result<Self, TrainError> {
         if d == 0 {
-            return Err(TrainError::Data("zero features per row".into()));
+            return Err(TrainError::Layout {
+                what: "features per row".into(),
+                found: 0,
+            });
         }
         if !features.len().is_multiple_of(d) {
-            return Err(TrainError::Data(format!(
-                "{} feature values do not split into rows of {d}",
-                features.len()
-            )));
+            return Err(TrainError::Layout {
+                what: format!("feature values do not split into rows of {d}"),
+                found: features.len(),
+            });
         }
         let n = features.len() / d;
         if targets.len() != n {
-            return Err(TrainError::Data(format!(
-                "{n} rows of features but {} targets",
-                targets.len()
-            )));
+            return Err(TrainError::Layout {
+                what: format!("targets for {n} rows of features"),
+                found: targets.len(),
+            });
         }
         if let Some(pos) = features.iter().position(|v| !v.is_finite()) {
-            return Err(TrainError::Data(format!(
-                "row {}, feature {}: value {} is not finite",
-                pos / d,
-                pos % d,
-                features[pos]
-            )));
+            return Err(TrainError::NonFiniteFeature {
+                row: pos / d,
+                feature: pos % d,
+                value: features[pos],
+            });
         }
         match &targets {
             Targets::Classes { labels, n_classes } => {
                 if let Some(row) = labels.iter().position(|&l| l >= *n_classes) {
-                    return Err(TrainError::Data(format!(
-                        "row {row}: class {} is out of range for {n_classes} classes",
-                        labels[row]
-                    )));
+                    return Err(TrainError::ClassOutOfRange {
+                        what: "row",
+                        row,
+                        class: labels[row],
+                        n_classes: *n_classes,
+                    });
                 }
             }
             Targets::Values { values, d } => {
                 if let Some(pos) = values.iter().position(|v| !v.is_finite()) {
-                    return Err(TrainError::Data(format!(
-                        "row {}: target {} is not finite",
-                        pos / d,
-                        values[pos]
-                    )));
+                    return Err(TrainError::NonFiniteTarget {
+                        row: pos / d,
+                        value: values[pos],
+                    });
                 }
             }
         }
@@ -296,10 +299,13 @@ impl<const D: usize> ArrayData<D> {
     /// is not finite, or a class is out of range.
     pub fn new(values: Vec<f32>, shape: &[usize], targets: Targets) -> Result<Self, TrainError> {
         if shape.len() + 1 != D || shape.contains(&0) {
-            return Err(TrainError::Data(format!(
-                "sample shape {shape:?}: expected {} positive sizes for batches of rank {D}",
-                D.saturating_sub(1)
-            )));
+            return Err(TrainError::Layout {
+                what: format!(
+                    "sizes in the sample shape {shape:?}: expected {} positive ones for batches of rank {D}",
+                    D.saturating_sub(1)
+                ),
+                found: shape.len(),
+            });
         }
         let d: usize = shape.iter().product();
         // The checks of a table with one row per sample apply as they are.
@@ -479,26 +485,30 @@ impl TokenData {
         targets: Targets,
     ) -> Result<Self, TrainError> {
         if len == 0 || ids.len() != mask.len() || !ids.len().is_multiple_of(len) {
-            return Err(TrainError::Data(format!(
-                "{} token ids and {} mask values do not split into documents of length {len}",
-                ids.len(),
-                mask.len()
-            )));
+            return Err(TrainError::Layout {
+                what: format!(
+                    "token ids (with {} mask values) do not split into documents of length {len}",
+                    mask.len()
+                ),
+                found: ids.len(),
+            });
         }
         let n = ids.len() / len;
         if targets.len() != n {
-            return Err(TrainError::Data(format!(
-                "{n} documents but {} targets",
-                targets.len()
-            )));
+            return Err(TrainError::Layout {
+                what: format!("targets for {n} documents"),
+                found: targets.len(),
+            });
         }
         if let Targets::Classes { labels, n_classes } = &targets
             && let Some(row) = labels.iter().position(|&l| l >= *n_classes)
         {
-            return Err(TrainError::Data(format!(
-                "document {row}: class {} is out of range for {n_classes} classes",
-                labels[row]
-            )));
+            return Err(TrainError::ClassOutOfRange {
+                what: "document",
+                row,
+                class: labels[row],
+                n_classes: *n_classes,
+            });
         }
         Ok(Self {
             ids,

@@ -25,9 +25,70 @@ pub enum TrainError {
         /// What the config holds.
         found: String,
     },
-    /// The data does not fit the model or the task.
-    #[error("data: {0}")]
-    Data(String),
+    /// Data whose sizes do not fit together (values, rows, targets, masks).
+    #[error("data: {found} {what}")]
+    Layout {
+        /// What does not fit, e.g. `feature values do not split into rows of 4`.
+        what: String,
+        /// The size found.
+        found: usize,
+    },
+    /// A data set given to the loop holds no sample.
+    #[error("data: the {set} set is empty")]
+    EmptySet {
+        /// `training` or `validation`.
+        set: &'static str,
+    },
+    /// A data set's targets do not fit the model's outputs.
+    #[error("data: the {set} set has {found} {what} but the model outputs {outputs}")]
+    TargetsMismatch {
+        /// `training` or `validation`.
+        set: &'static str,
+        /// `classes` or `targets per sample`.
+        what: &'static str,
+        /// What the set has.
+        found: usize,
+        /// What the model outputs.
+        outputs: usize,
+    },
+    /// The backend could not hand a tensor back.
+    #[error("the backend could not read {what}: {message}")]
+    Backend {
+        /// What was read.
+        what: &'static str,
+        /// The backend's message.
+        message: String,
+    },
+    /// A feature value is NaN or infinite.
+    #[error("data: row {row}, feature {feature}: value {value} is not finite")]
+    NonFiniteFeature {
+        /// The row (0-based).
+        row: usize,
+        /// The feature (0-based).
+        feature: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A target value is NaN or infinite.
+    #[error("data: row {row}: target {value} is not finite")]
+    NonFiniteTarget {
+        /// The row (0-based).
+        row: usize,
+        /// The value.
+        value: f32,
+    },
+    /// A class label is not below the number of classes.
+    #[error("data: {what} {row}: class {class} is out of range for {n_classes} classes")]
+    ClassOutOfRange {
+        /// `row` or `document`.
+        what: &'static str,
+        /// Its index (0-based).
+        row: usize,
+        /// The label.
+        class: usize,
+        /// Classes of the task.
+        n_classes: usize,
+    },
     /// The loss became NaN or infinite.
     #[error("training diverged at epoch {epoch}, step {step}: loss is {loss}")]
     Diverged {

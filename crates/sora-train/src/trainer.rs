@@ -328,19 +328,25 @@ impl Trainer {
         valid: Option<&D>,
     ) -> Result<(), TrainError> {
         let d_output = model.head.output.weight.dims()[1];
-        let check = |data: &D, name: &str| -> Result<(), TrainError> {
+        let check = |data: &D, set: &'static str| -> Result<(), TrainError> {
             if data.is_empty() {
-                return Err(TrainError::Data(format!("the {name} set is empty")));
+                return Err(TrainError::EmptySet { set });
             }
             match data.targets() {
                 Targets::Classes { n_classes, .. } if *n_classes != d_output => {
-                    Err(TrainError::Data(format!(
-                        "the {name} set has {n_classes} classes but the model outputs {d_output}"
-                    )))
+                    Err(TrainError::TargetsMismatch {
+                        set,
+                        what: "classes",
+                        found: *n_classes,
+                        outputs: d_output,
+                    })
                 }
-                Targets::Values { d, .. } if *d != d_output => Err(TrainError::Data(format!(
-                    "the {name} set has {d} targets per sample but the model outputs {d_output}"
-                ))),
+                Targets::Values { d, .. } if *d != d_output => Err(TrainError::TargetsMismatch {
+                    set,
+                    what: "targets per sample",
+                    found: *d,
+                    outputs: d_output,
+                }),
                 _ => Ok(()),
             }
         };
@@ -842,7 +848,10 @@ where
         let y = if classify { softmax(y, 1) } else { y };
         let values = y
             .try_into_vec_as::<f32>()
-            .map_err(|e| TrainError::Data(format!("cannot read predictions: {e:?}")))?;
+            .map_err(|e| TrainError::Backend {
+                what: "the predictions",
+                message: format!("{e:?}"),
+            })?;
         out.extend(values);
     }
     Ok(out)

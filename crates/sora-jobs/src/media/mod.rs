@@ -114,6 +114,17 @@ pub enum MediaError {
         /// The data.
         what: String,
     },
+    /// A spec file for images or audio has another encoder than a convolutional one.
+    #[error(
+        "{}: encoder.kind: expected \"conv2d\" or \"conv1d\" for image or audio data, found {found:?}",
+        .file.display()
+    )]
+    NotConvSpec {
+        /// The spec file.
+        file: PathBuf,
+        /// The `encoder.kind` found.
+        found: Option<String>,
+    },
     /// A path is neither a folder, an image, a WAV file nor an IDX file.
     #[error("{}: not an image or audio folder, image, WAV or IDX file", .path.display())]
     NotMedia {
@@ -204,11 +215,11 @@ impl From<Channels> for ChannelMode {
     }
 }
 
-fn parse_size(s: &str) -> std::result::Result<(usize, usize), String> {
+fn parse_size(s: &str) -> Result<(usize, usize)> {
     s.split_once('x')
         .and_then(|(h, w)| Some((h.trim().parse().ok()?, w.trim().parse().ok()?)))
         .filter(|&(h, w): &(usize, usize)| h > 0 && w > 0)
-        .ok_or_else(|| format!("expected HEIGHTxWIDTH, found {s:?}"))
+        .ok_or_else(|| JobError::invalid("image_size", "HEIGHTxWIDTH", format!("{s:?}")))
 }
 
 /// The options of `sora train` for audio.

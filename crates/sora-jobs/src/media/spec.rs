@@ -40,11 +40,9 @@ impl ConvSpec {
         match kind.as_deref() {
             Some("conv1d") => Ok(ConvSpec::Conv1d(ModelSpec::from_file(path)?)),
             Some("conv2d") => Ok(ConvSpec::Conv2d(ModelSpec::from_file(path)?)),
-            other => Err(SpecError::Parse {
-                file: Some(path.to_path_buf()),
-                message: format!(
-                    "encoder.kind: expected \"conv2d\" or \"conv1d\" for image or audio data, found {other:?}"
-                ),
+            other => Err(super::MediaError::NotConvSpec {
+                file: path.to_path_buf(),
+                found: other.map(str::to_string),
             }
             .into()),
         }

@@ -219,8 +219,8 @@ fn class_names<'a>(labels: impl Iterator<Item = &'a str>) -> Vec<String> {
 /// [`TextJobError::TooFewClasses`] when the labels hold a single class.
 ///
 /// ```
-/// use sora::data::Table;
-/// use sora::jobs::text::{TextJobError, load};
+/// use sora_data::Table;
+/// use sora_jobs::text::{TextJobError, load};
 ///
 /// # fn main() -> Result<(), TextJobError> {
 /// let csv = "label,text\nspam,WIN a prize now\nham,see you at 6\nham,ok\n";
