@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 use sora::data::Table;
-use sora::serve::{ServeConfig, Server};
 use sora::jobs::tabular::{ClassWeights, TabularConfig, prepare, train_prepared};
+use sora::serve::{ServeConfig, Server};
 use sora::train::Progress;
 
 const TARGET: &str = "default_payment_next_month";

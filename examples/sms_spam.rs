@@ -12,9 +12,9 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use sora::jobs::text::{EncoderKind, TextConfig, TextRun, load_csv, train};
 use sora::text::SeqPool;
 use sora::text::tokenize::TokenizerConfig;
-use sora::jobs::text::{EncoderKind, TextConfig, TextRun, load_csv, train};
 use sora::train::{Metrics, Progress, argmax};
 
 /// What [`run`] does.

@@ -56,7 +56,8 @@ fn main() -> Result<()> {
     if let Some(spec) = &config.spec {
         println!("{}", spec.summary()?);
     }
-    let run = sora::jobs::media::train_split(&fit, Some(&valid), &test, fsdd.pipeline, &config, &device)?;
+    let run =
+        sora::jobs::media::train_split(&fit, Some(&valid), &test, fsdd.pipeline, &config, &device)?;
     let Metrics::Classification(m) = &run.test else {
         unreachable!("a classifier")
     };

@@ -12,8 +12,8 @@
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use sora::text::SeqPool;
 use sora::jobs::text::{EncoderKind, TextConfig, TextRun, load_csv, tfidf_logistic, train};
+use sora::text::SeqPool;
 use sora::train::{Metrics, Progress};
 
 /// What [`run`] does.

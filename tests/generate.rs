@@ -327,7 +327,10 @@ fn cli_trains_and_generates() {
     );
     assert!(out.contains("bits/char"), "{out}");
     let manifest = sora::train::Manifest::read(&model).unwrap().unwrap();
-    assert_eq!((manifest.kind.as_str(), manifest.task.as_str()), ("generate", "generation"));
+    assert_eq!(
+        (manifest.kind.as_str(), manifest.task.as_str()),
+        ("generate", "generation")
+    );
 
     let write = |extra: &[&str]| {
         let mut args = vec![
@@ -576,8 +579,17 @@ fn cli_bad_input_is_a_clear_error() {
     // A tabular model does not write text.
     let heart = dir.path().join("heart");
     ok(&[
-        "train", "--data", "data/heart_cleveland/heart_cleveland.csv", "--target", "num",
-        "--epochs", "2", "--progress", "quiet", "--out", heart.to_str().unwrap(),
+        "train",
+        "--data",
+        "data/heart_cleveland/heart_cleveland.csv",
+        "--target",
+        "num",
+        "--epochs",
+        "2",
+        "--progress",
+        "quiet",
+        "--out",
+        heart.to_str().unwrap(),
     ]);
     let e = fails(&["generate", "--model", heart.to_str().unwrap()]);
     assert!(e.contains("tabular models do not write text"), "{e}");

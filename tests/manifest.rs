@@ -20,8 +20,21 @@ fn heart() -> &'static PathBuf {
     MODEL.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap().keep().join("heart");
         ok(&[
-            "train", "--data", HEART, "--target", "num", "--target-above", "0", "--epochs", "5",
-            "--progress", "quiet", "--out", dir.to_str().unwrap(), "--device", &device(),
+            "train",
+            "--data",
+            HEART,
+            "--target",
+            "num",
+            "--target-above",
+            "0",
+            "--epochs",
+            "5",
+            "--progress",
+            "quiet",
+            "--out",
+            dir.to_str().unwrap(),
+            "--device",
+            &device(),
         ]);
         dir
     })
@@ -43,7 +56,13 @@ fn manifest(dir: &Path) -> Value {
 
 fn predict(dir: &Path) -> std::process::Output {
     sora(&[
-        "predict", "--model", dir.to_str().unwrap(), "--data", HEART, "--device", &device(),
+        "predict",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        HEART,
+        "--device",
+        &device(),
     ])
 }
 
@@ -62,7 +81,10 @@ fn the_manifest_records_the_kind_the_input_and_every_file() {
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(fields.len(), 13);
-    assert!(fields.contains(&"thal") && !fields.contains(&"num"), "{fields:?}");
+    assert!(
+        fields.contains(&"thal") && !fields.contains(&"num"),
+        "{fields:?}"
+    );
     let files: Vec<&str> = m["files"]
         .as_array()
         .unwrap()
@@ -77,7 +99,10 @@ fn the_manifest_records_the_kind_the_input_and_every_file() {
     on_disk.sort();
     assert_eq!(files, on_disk);
     let summary = ok(&["summary", "--model", heart().to_str().unwrap()]);
-    assert!(summary.starts_with("tabular model, classification"), "{summary}");
+    assert!(
+        summary.starts_with("tabular model, classification"),
+        "{summary}"
+    );
     assert!(summary.contains("Total params"), "{summary}");
 }
 
@@ -115,15 +140,25 @@ fn a_manifest_that_does_not_fit_is_a_typed_error_naming_the_file() {
         std::fs::write(dir.path().join("manifest.json"), m.to_string()).unwrap();
         let before = std::fs::read(dir.path().join("model.safetensors")).unwrap();
         let e = fails(&[
-            "predict", "--model", dir.path().to_str().unwrap(), "--data", HEART,
+            "predict",
+            "--model",
+            dir.path().to_str().unwrap(),
+            "--data",
+            HEART,
         ]);
         // Nothing is written on the way.
-        assert_eq!(std::fs::read(dir.path().join("model.safetensors")).unwrap(), before);
+        assert_eq!(
+            std::fs::read(dir.path().join("model.safetensors")).unwrap(),
+            before
+        );
         (dir, e)
     };
     let (dir, e) = edit(&|m| m["format_version"] = 7.into());
     assert!(
-        e.contains(&format!("{}: format version 7 is newer", dir.path().join("manifest.json").display())),
+        e.contains(&format!(
+            "{}: format version 7 is newer",
+            dir.path().join("manifest.json").display()
+        )),
         "{e}"
     );
     let (_, e) = edit(&|m| m["kind"] = "hologram".into());
@@ -132,17 +167,35 @@ fn a_manifest_that_does_not_fit_is_a_typed_error_naming_the_file() {
         "{e}"
     );
     let (_, e) = edit(&|m| m["files"].as_array_mut().unwrap().push("extra.bin".into()));
-    assert!(e.contains("manifest.json: lists `extra.bin`, which is not in the directory"), "{e}");
+    assert!(
+        e.contains("manifest.json: lists `extra.bin`, which is not in the directory"),
+        "{e}"
+    );
     let (_, e) = edit(&|m| m["format"] = "keras".into());
-    assert!(e.contains("format `keras` is not a Sora model directory"), "{e}");
+    assert!(
+        e.contains("format `keras` is not a Sora model directory"),
+        "{e}"
+    );
     // A manifest of another kind than the files: the kind's loader names what is missing.
     let (_, e) = edit(&|m| m["kind"] = "text".into());
-    assert!(e.contains("no text.json: not a text model directory"), "{e}");
+    assert!(
+        e.contains("no text.json: not a text model directory"),
+        "{e}"
+    );
     let (dir, e) = edit(&|m| m["task"] = Value::Null);
-    assert!(e.contains(&dir.path().join("manifest.json").display().to_string()), "{e}");
+    assert!(
+        e.contains(&dir.path().join("manifest.json").display().to_string()),
+        "{e}"
+    );
     // Not a model directory at all.
     let empty = tempfile::tempdir().unwrap();
-    let e = fails(&["eval", "--model", empty.path().to_str().unwrap(), "--data", HEART]);
+    let e = fails(&[
+        "eval",
+        "--model",
+        empty.path().to_str().unwrap(),
+        "--data",
+        HEART,
+    ]);
     assert!(e.contains("not a Sora model directory"), "{e}");
 }
 
@@ -156,7 +209,13 @@ fn a_verb_that_does_not_fit_the_kind_is_one_typed_refusal() {
     // Options of another kind are refused, naming the kind that has them.
     let out = tempfile::tempdir().unwrap();
     let e = fails(&[
-        "train", "--data", HEART, "--target", "num", "--hflip", "--out",
+        "train",
+        "--data",
+        HEART,
+        "--target",
+        "num",
+        "--hflip",
+        "--out",
         out.path().join("m").to_str().unwrap(),
     ]);
     assert!(

@@ -232,7 +232,10 @@ fn bad_ratings_and_damaged_model_directories_fail_cleanly() {
         "--rating-range",
         "5-1",
     ]);
-    assert!(err.contains("--rating-range") && err.contains("MIN < MAX"), "{err}");
+    assert!(
+        err.contains("--rating-range") && err.contains("MIN < MAX"),
+        "{err}"
+    );
 
     // A recommender.json that disagrees with the weights.
     let mut json: serde_json::Value = serde_json::from_slice(&saved).unwrap();

@@ -38,7 +38,11 @@ fn base64(bytes: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
             out.push(if i <= chunk.len() {
@@ -63,7 +67,10 @@ fn cli_probabilities(model: &Path, file: &Path) -> Vec<f64> {
         &device(),
     ]);
     let line = out.lines().nth(1).unwrap();
-    line.split(',').skip(2).map(|v| v.parse().unwrap()).collect()
+    line.split(',')
+        .skip(2)
+        .map(|v| v.parse().unwrap())
+        .collect()
 }
 
 fn assert_close(server: &Value, cli: &[f64]) {
@@ -142,29 +149,65 @@ fn image_models_take_uploaded_files() {
     let (status, answer) = server.post("/v1/explain", &body);
     assert_eq!(status, 200, "{answer}");
     let map = &answer["explanations"][0]["attributions"];
-    assert_eq!((map["height"].as_u64(), map["width"].as_u64()), (Some(12), Some(12)));
-    assert!(map["heat"].as_array().unwrap().iter().all(|v| v.as_f64().unwrap() >= 0.0));
-    assert!(answer["method"].as_str().unwrap().starts_with("Grad-CAM on encoder.blocks"));
+    assert_eq!(
+        (map["height"].as_u64(), map["width"].as_u64()),
+        (Some(12), Some(12))
+    );
+    assert!(
+        map["heat"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v.as_f64().unwrap() >= 0.0)
+    );
+    assert!(
+        answer["method"]
+            .as_str()
+            .unwrap()
+            .starts_with("Grad-CAM on encoder.blocks")
+    );
 
     // Bad uploads: 4xx naming what is wrong.
     let (status, answer) = server.post(
         "/v1/predict",
         &json!({"file": {"name": "x.png", "base64": "not base64!"}}),
     );
-    assert_eq!((status, answer["field"].as_str()), (400, Some("base64")), "{answer}");
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("base64")),
+        "{answer}"
+    );
     let (status, text) = http_with(server.addr, "/v1/predict", "image/png", "", b"not a png");
     assert_eq!(status, 422, "{text}");
-    assert!(parse(&text)["error"].as_str().unwrap().contains("upload"), "{text}");
+    assert!(
+        parse(&text)["error"].as_str().unwrap().contains("upload"),
+        "{text}"
+    );
     let (status, answer) = server.post("/v1/predict", &json!({"row": {"x": 1}}));
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("unknown field"), "{answer}");
-    let (status, answer) = server.post("/v1/explain", &json!({"file": {"base64": base64(&bytes)}, "method": "shapley"}));
+    assert!(
+        answer["error"].as_str().unwrap().contains("unknown field"),
+        "{answer}"
+    );
+    let (status, answer) = server.post(
+        "/v1/explain",
+        &json!({"file": {"base64": base64(&bytes)}, "method": "shapley"}),
+    );
     assert_eq!(status, 400, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("gradcam"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("gradcam"),
+        "{answer}"
+    );
     // Routes of other kinds say which kind has them.
     let (status, answer) = server.post("/v1/generate", &json!({"prompt": "hi"}));
     assert_eq!(status, 422, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("language models"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("language models"),
+        "{answer}"
+    );
     let (status, answer) = server.post("/v1/recommend", &json!({"user": "1"}));
     assert_eq!(status, 422, "{answer}");
 }
@@ -182,8 +225,14 @@ fn audio_models_take_uploaded_clips() {
             let samples = (0..2000)
                 .map(|t| amp * (std::f32::consts::TAU * hz * t as f32 / 8000.0).sin())
                 .collect();
-            write_wav(dir.join(format!("{i:03}.wav")), &Clip { samples, sample_rate: 8000 })
-                .unwrap();
+            write_wav(
+                dir.join(format!("{i:03}.wav")),
+                &Clip {
+                    samples,
+                    sample_rate: 8000,
+                },
+            )
+            .unwrap();
         }
     }
     let model = root.path().join("model");
@@ -224,21 +273,53 @@ fn audio_models_take_uploaded_clips() {
 fn language_models_stream_what_sora_generate_writes() {
     let root = tempfile::tempdir().unwrap();
     let text = root.path().join("text.txt");
-    std::fs::write(&text, "the cat sat on the mat\nthe dog sat on the log\n".repeat(20)).unwrap();
+    std::fs::write(
+        &text,
+        "the cat sat on the mat\nthe dog sat on the log\n".repeat(20),
+    )
+    .unwrap();
     let model = root.path().join("lm");
     let m = model.to_str().unwrap();
     ok(&[
-        "train", "--task", "generate", "--text", text.to_str().unwrap(), "--epochs", "1",
-        "--hidden", "16", "--embed", "8", "--progress", "quiet", "--out", m, "--device",
+        "train",
+        "--task",
+        "generate",
+        "--text",
+        text.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--hidden",
+        "16",
+        "--embed",
+        "8",
+        "--progress",
+        "quiet",
+        "--out",
+        m,
+        "--device",
         &device(),
     ]);
     let cli = ok(&[
-        "generate", "--model", m, "--prompt", "the ", "--max-tokens", "30", "--seed", "4",
-        "--device", &device(),
+        "generate",
+        "--model",
+        m,
+        "--prompt",
+        "the ",
+        "--max-tokens",
+        "30",
+        "--seed",
+        "4",
+        "--device",
+        &device(),
     ]);
     let server = Serve::start(&model, &[]);
     let body = json!({"prompt": "the ", "max_tokens": 30, "seed": 4});
-    let (status, raw) = http(server.addr, "POST", "/v1/generate", body.to_string().as_bytes());
+    let (status, raw) = http(
+        server.addr,
+        "POST",
+        "/v1/generate",
+        body.to_string().as_bytes(),
+    );
     assert_eq!(status, 200, "{raw}");
     let lines: Vec<Value> = unchunk(&raw).lines().map(parse).collect();
     let last = lines.last().unwrap();
@@ -250,15 +331,25 @@ fn language_models_stream_what_sora_generate_writes() {
         .collect();
     assert_eq!(pieces, last["text"].as_str().unwrap());
     // `sora generate` prints the prompt, the text, and a line break when the text has none.
-    assert_eq!(cli.trim_end_matches('\n'), format!("the {pieces}").trim_end_matches('\n'));
+    assert_eq!(
+        cli.trim_end_matches('\n'),
+        format!("the {pieces}").trim_end_matches('\n')
+    );
 
     let (status, answer) = server.post("/v1/generate", &json!({"temperature": -1}));
-    assert_eq!((status, answer["field"].as_str()), (400, Some("temperature")), "{answer}");
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("temperature")),
+        "{answer}"
+    );
     let (status, answer) = server.post("/v1/generate", &json!({"promt": "x"}));
     assert_eq!(status, 400, "{answer}");
     let (status, answer) = server.post("/v1/predict", &json!({"row": {"text": "the"}}));
     assert_eq!(status, 422, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("prompt"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("prompt"),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -278,16 +369,49 @@ fn recommenders_answer_recommend_and_rating_rows() {
     let model = root.path().join("rec");
     let m = model.to_str().unwrap();
     ok(&[
-        "train", "--data", ratings.to_str().unwrap(), "--ratings", "--rating-range", "0.5-5",
-        "--epochs", "3", "--progress", "quiet", "--out", m, "--device", &device(),
+        "train",
+        "--data",
+        ratings.to_str().unwrap(),
+        "--ratings",
+        "--rating-range",
+        "0.5-5",
+        "--epochs",
+        "3",
+        "--progress",
+        "quiet",
+        "--out",
+        m,
+        "--device",
+        &device(),
     ]);
-    let cli = ok(&["predict", "--model", m, "--user", "3,nobody", "--top", "4", "--device", &device()]);
+    let cli = ok(&[
+        "predict",
+        "--model",
+        m,
+        "--user",
+        "3,nobody",
+        "--top",
+        "4",
+        "--device",
+        &device(),
+    ]);
     let pairs = root.path().join("pairs.csv");
     std::fs::write(&pairs, "user,item\n3,7\n3,999\n").unwrap();
-    let cli_pairs = ok(&["predict", "--model", m, "--data", pairs.to_str().unwrap(), "--device", &device()]);
+    let cli_pairs = ok(&[
+        "predict",
+        "--model",
+        m,
+        "--data",
+        pairs.to_str().unwrap(),
+        "--device",
+        &device(),
+    ]);
     let server = Serve::start(&model, &[]);
 
-    let (status, answer) = server.post("/v1/recommend", &json!({"users": ["3", "nobody"], "top": 4}));
+    let (status, answer) = server.post(
+        "/v1/recommend",
+        &json!({"users": ["3", "nobody"], "top": 4}),
+    );
     assert_eq!(status, 200, "{answer}");
     let lists = answer["recommendations"].as_array().unwrap();
     assert_eq!(lists[1]["popularity_fallback"], true);
@@ -300,7 +424,10 @@ fn recommenders_answer_recommend_and_rating_rows() {
             assert_eq!(fields[1], (rank + 1).to_string());
             assert_eq!(fields[2], item["item"].as_str().unwrap());
             let score: f64 = fields[3].parse().unwrap();
-            assert!((score - item["score"].as_f64().unwrap()).abs() < 1e-6, "{line} vs {item}");
+            assert!(
+                (score - item["score"].as_f64().unwrap()).abs() < 1e-6,
+                "{line} vs {item}"
+            );
         }
     }
 
@@ -309,17 +436,33 @@ fn recommenders_answer_recommend_and_rating_rows() {
         &json!({"rows": [{"user": "3", "item": "7"}, {"user": 3, "item": 999}]}),
     );
     assert_eq!(status, 200, "{answer}");
-    for (prediction, line) in answer["predictions"].as_array().unwrap().iter().zip(cli_pairs.lines().skip(1)) {
+    for (prediction, line) in answer["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(cli_pairs.lines().skip(1))
+    {
         let fields: Vec<&str> = line.split(',').collect();
         let rating: f64 = fields[3].parse().unwrap();
-        assert!((rating - prediction["rating"].as_f64().unwrap()).abs() < 1e-4, "{line} vs {prediction}");
+        assert!(
+            (rating - prediction["rating"].as_f64().unwrap()).abs() < 1e-4,
+            "{line} vs {prediction}"
+        );
         assert_eq!(fields[4], prediction["fallback"].to_string());
     }
 
     let (status, answer) = server.post("/v1/recommend", &json!({"users": [["3"]]}));
-    assert_eq!((status, answer["field"].as_str()), (400, Some("users")), "{answer}");
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("users")),
+        "{answer}"
+    );
     let (status, answer) = server.post("/v1/recommend", &json!({"user": "3", "top": 0}));
-    assert_eq!((status, answer["field"].as_str()), (400, Some("top")), "{answer}");
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("top")),
+        "{answer}"
+    );
     let (status, answer) = server.post("/v1/explain", &json!({"row": {"user": "3", "item": "7"}}));
     assert_eq!(status, 422, "{answer}");
 }

@@ -14,8 +14,8 @@ mod common;
 use common::{device, fails, ok};
 use std::path::Path;
 
-use sora::text::tokenize::{Tokenizer, Vocabulary};
 use sora::jobs::text::{TextData, TextJobError, TextModel, load_csv, tfidf_logistic};
+use sora::text::tokenize::{Tokenizer, Vocabulary};
 use sora::train::{Metrics, Progress};
 
 #[test]
@@ -218,13 +218,7 @@ fn cli_trains_evaluates_and_predicts_text() {
     ]);
     assert!(explained.contains("row 1: predicted pos"), "{explained}");
     let html = std::fs::read_to_string(&report).unwrap();
-    let score = |word: &str| -> f64 {
-        let at = html
-            .find(&format!(">{word}</span>"))
-            .unwrap_or_else(|| panic!("{word} not in {html}"));
-        let title = html[..at].rfind("title=\"").unwrap() + 7;
-        html[title..at - 1].parse().unwrap()
-    };
+    let score = |word: &str| score_in(&html, word);
     assert!(
         explained.contains("beyond the model's length 5"),
         "{explained}"
@@ -232,6 +226,49 @@ fn cli_trains_evaluates_and_predicts_text() {
     for filler in ["the", "food", "was", "and"] {
         assert!(score("excellent") > score(filler), "{filler}: {html}");
     }
+    // The other methods of text: the same word stands out when its embedding is ablated,
+    // and by input × gradient; an image method is refused, naming those of text.
+    for method in ["ablation", "input-x-gradient"] {
+        let out = ok(&[
+            "explain",
+            "--model",
+            model_s,
+            "--data",
+            new.to_str().unwrap(),
+            "--rows",
+            "1",
+            "--target",
+            "pos",
+            "--method",
+            method,
+            "--report",
+            report.to_str().unwrap(),
+            "--device",
+            &device,
+        ]);
+        assert!(!out.contains("completeness delta"), "{method}: {out}");
+        let html = std::fs::read_to_string(&report).unwrap();
+        assert!(html.contains("at the embedding output"), "{html}");
+        assert!(
+            ["the", "was", "and"]
+                .iter()
+                .all(|w| score_in(&html, "excellent") > score_in(&html, w)),
+            "{method}: {html}"
+        );
+    }
+    let e = fails(&[
+        "explain",
+        "--model",
+        model_s,
+        "--data",
+        new.to_str().unwrap(),
+        "--method",
+        "gradcam",
+    ]);
+    assert!(
+        e.contains("text models are explained by ig, saliency, input-x-gradient, ablation"),
+        "{e}"
+    );
 
     // A recurrent encoder trains through the same command.
     let gru = dir.path().join("gru");
@@ -334,4 +371,13 @@ fn bad_text_input_is_a_typed_error_naming_the_file() {
         }
         other => panic!("expected a UTF-8 data error, got {other:?}"),
     }
+}
+
+/// The attribution of `word` in a token report (its span's `title`).
+fn score_in(html: &str, word: &str) -> f64 {
+    let at = html
+        .find(&format!(">{word}</span>"))
+        .unwrap_or_else(|| panic!("{word} not in {html}"));
+    let title = html[..at].rfind("title=\"").unwrap() + 7;
+    html[title..at - 1].parse().unwrap()
 }

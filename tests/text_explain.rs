@@ -4,8 +4,8 @@
 
 use sora::core::{HeadSpec, ModelSpec, Task};
 use sora::device::test_device;
-use sora::text::{Cell, SeqPool, TextSpec};
 use sora::jobs::text::explain::token_attributions;
+use sora::text::{Cell, SeqPool, TextSpec};
 use sora::train::{OptimizerConfig, Progress, Targets, TokenData, TrainConfig, Trainer};
 
 #[test]

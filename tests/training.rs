@@ -10,8 +10,7 @@ use sora::datasets::{Digits, bundled_digits};
 use sora::device::test_device;
 use sora::train::{
     InputSummary, LossConfig, Manifest, Metrics, ModelDir, OptimizerConfig, Progress, Schedule,
-    TabularData, Targets,
-    TrainConfig, TrainData, TrainError, Trainer, evaluate,
+    TabularData, Targets, TrainConfig, TrainData, TrainError, Trainer, evaluate,
 };
 
 fn digits_spec() -> CheckedSpec {

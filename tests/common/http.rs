@@ -98,7 +98,6 @@ pub fn read_answer(mut stream: TcpStream) -> (u16, String) {
     (status, body.to_string())
 }
 
-
 /// One request with a body of `content_type` (a raw upload) on a fresh connection.
 pub fn http_with(
     addr: SocketAddr,

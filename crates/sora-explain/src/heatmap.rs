@@ -65,7 +65,11 @@ pub fn save_overlays(
 /// One PNG with a row per overlay: the image on the left, the map blended over it on the
 /// right, each pixel drawn as a `scale × scale` square. `flip_vertical` draws row 0 at the
 /// bottom (spectrograms: low frequencies below).
-pub fn overlays_png(overlays: &[Overlay<'_>], scale: usize, flip_vertical: bool) -> Result<Vec<u8>> {
+pub fn overlays_png(
+    overlays: &[Overlay<'_>],
+    scale: usize,
+    flip_vertical: bool,
+) -> Result<Vec<u8>> {
     let invalid = |parameter, expected: &str, found: String| ExplainError::InvalidParameter {
         method: "save_overlays",
         parameter,

@@ -151,7 +151,10 @@ impl JobError {
     /// Whether the failure is the caller's (bad input, options or files) rather than the
     /// model's: the server answers these with 4xx.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, JobError::Train(sora_train::TrainError::Diverged { .. }))
+        !matches!(
+            self,
+            JobError::Train(sora_train::TrainError::Diverged { .. })
+        )
     }
 }
 

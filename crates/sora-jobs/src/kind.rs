@@ -63,8 +63,11 @@ pub trait Kind: 'static {
     ) -> Result<Self::Config>;
 
     /// Reads the training data.
-    fn load_data(config: &Self::Config, source: &DataSource, ctx: &RunContext)
-    -> Result<Self::Data>;
+    fn load_data(
+        config: &Self::Config,
+        source: &DataSource,
+        ctx: &RunContext,
+    ) -> Result<Self::Data>;
 
     /// Trains, and evaluates on held-out data.
     fn train(config: &Self::Config, data: Self::Data, ctx: &RunContext) -> Result<Self::Run>;
@@ -106,10 +109,12 @@ impl DataSource {
 
     /// The target column, which `kind` requires.
     pub fn target(&self, what: &str) -> Result<&str> {
-        self.target.as_deref().ok_or_else(|| JobError::OptionNotForKind {
-            option: "--target".into(),
-            reason: format!("{what} needs the column to predict"),
-        })
+        self.target
+            .as_deref()
+            .ok_or_else(|| JobError::OptionNotForKind {
+                option: "--target".into(),
+                reason: format!("{what} needs the column to predict"),
+            })
     }
 }
 

@@ -178,18 +178,16 @@ impl Registry {
                 .collect();
             format!("[default: {}]", text.join("; "))
         };
-        let lines: [(&str, Box<dyn Fn(&LoopDefaults) -> Option<String>>); 5] = [
-            ("epochs", Box::new(|d| Some(d.epochs.to_string()))),
-            ("batch_size", Box::new(|d| Some(d.batch_size.to_string()))),
-            ("lr", Box::new(|d| Some(d.lr.to_string()))),
-            (
-                "optimizer",
-                Box::new(|d| d.optimizer.map(|o| o.name().to_string())),
-            ),
-            ("patience", Box::new(|d| d.patience.map(|p| p.to_string()))),
+        type DefaultOf = fn(&LoopDefaults) -> Option<String>;
+        let lines: [(&str, DefaultOf); 5] = [
+            ("epochs", |d| Some(d.epochs.to_string())),
+            ("batch_size", |d| Some(d.batch_size.to_string())),
+            ("lr", |d| Some(d.lr.to_string())),
+            ("optimizer", |d| d.optimizer.map(|o| o.name().to_string())),
+            ("patience", |d| d.patience.map(|p| p.to_string())),
         ];
         for (id, value) in lines {
-            let default = listed(value.as_ref());
+            let default = listed(&value);
             cmd = cmd.mut_arg(id, |arg| {
                 let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
                 arg.help(format!("{help} {default}"))
@@ -212,11 +210,7 @@ impl Registry {
                 if own.iter().any(|o| o == id) {
                     continue;
                 }
-                let given = matches
-                    .try_get_raw(id)
-                    .ok()
-                    .flatten()
-                    .is_some()
+                let given = matches.try_get_raw(id).ok().flatten().is_some()
                     && matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
                 if given {
                     let owners: Vec<&str> = self
@@ -429,12 +423,25 @@ mod tests {
     /// with none of them is not a model.
     #[test]
     fn legacy_directories_are_recognised_by_the_file_each_kind_wrote() {
-        let cases: [(&[(&str, &str)], Option<&str>); 7] = [
-            (&[("generator.json", "{}"), ("text.json", "{}")], Some("generate")),
-            (&[("recommender.json", "{}"), ("pipeline.json", "{}")], Some("ratings")),
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<&'a str>);
+        let cases: [Case; 7] = [
+            (
+                &[("generator.json", "{}"), ("text.json", "{}")],
+                Some("generate"),
+            ),
+            (
+                &[("recommender.json", "{}"), ("pipeline.json", "{}")],
+                Some("ratings"),
+            ),
             (&[("text.json", "{}")], Some("text")),
-            (&[("input.json", r#"{"pipeline": {"kind": "audio"}}"#)], Some("audio")),
-            (&[("input.json", r#"{"pipeline": {"kind": "image"}}"#)], Some("image")),
+            (
+                &[("input.json", r#"{"pipeline": {"kind": "audio"}}"#)],
+                Some("audio"),
+            ),
+            (
+                &[("input.json", r#"{"pipeline": {"kind": "image"}}"#)],
+                Some("image"),
+            ),
             (&[("pipeline.json", "{}")], Some("tabular")),
             (&[("spec.json", "{}")], None),
         ];
@@ -489,6 +496,9 @@ mod tests {
             ..CommonOptions::default()
         };
         let e = infer(unknown).unwrap_err().to_string();
-        assert!(e.contains("tabular, image, audio, text, generate, ratings"), "{e}");
+        assert!(
+            e.contains("tabular, image, audio, text, generate, ratings"),
+            "{e}"
+        );
     }
 }

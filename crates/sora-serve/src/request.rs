@@ -369,8 +369,10 @@ fn files_of(items: &[Value]) -> Result<Vec<NamedFile>, ApiError> {
                 }
             };
             let Some(Value::String(data)) = file.get("base64") else {
-                return Err(bad("base64: expected the file's bytes as a base64 string".into())
-                    .field("base64"));
+                return Err(
+                    bad("base64: expected the file's bytes as a base64 string".into())
+                        .field("base64"),
+                );
             };
             let bytes = base64_decode(data).ok_or_else(|| {
                 bad(format!("base64 of {name:?}: not valid base64")).field("base64")
@@ -413,10 +415,7 @@ pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
             _ => return None,
         } as u32)
     };
-    let symbols: Vec<u8> = text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
+    let symbols: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
     let data = match symbols.iter().position(|&c| c == b'=') {
         Some(at) if symbols[at..].iter().all(|&c| c == b'=') && symbols.len() - at <= 2 => {
             &symbols[..at]
@@ -475,7 +474,10 @@ mod tests {
         let parse = |s: &str| -> Map<String, Value> { serde_json::from_str(s).unwrap() };
         let many = |s: &str, max| one_or_many(&parse(s), ("row", "rows"), max);
         assert_eq!(many(r#"{"row": {"a": 1}}"#, 4).unwrap().len(), 1);
-        assert_eq!(many(r#"{"rows": [{"a": 1}, {"a": 2}]}"#, 4).unwrap().len(), 2);
+        assert_eq!(
+            many(r#"{"rows": [{"a": 1}, {"a": 2}]}"#, 4).unwrap().len(),
+            2
+        );
         let e = many(r#"{"rows": []}"#, 4).unwrap_err();
         assert_eq!(e.status, StatusCode::BAD_REQUEST);
         let e = many(r#"{"rows": [{}, {}, {}]}"#, 2).unwrap_err();

@@ -39,7 +39,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/healthz", get(health_handler))
         .route("/metrics", get(metrics_handler))
         .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, format!("no such route; routes: {ROUTES}"))
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no such route; routes: {ROUTES}"),
+            )
         })
         .method_not_allowed_fallback(|request: Request| async move {
             ApiError::new(
@@ -186,7 +189,11 @@ fn field<'a>(envelope: &'a Map<String, Value>, name: &str) -> Option<&'a Value> 
     envelope.get(name).filter(|v| !v.is_null())
 }
 
-fn integer(envelope: &Map<String, Value>, name: &str, range: std::ops::RangeInclusive<u64>) -> Result<Option<usize>, ApiError> {
+fn integer(
+    envelope: &Map<String, Value>,
+    name: &str,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Option<usize>, ApiError> {
     field(envelope, name)
         .map(|v| {
             v.as_u64()
@@ -272,7 +279,11 @@ async fn explain_handler(
         Input::Files(f) => f.len(),
         Input::Path { .. } => 0,
     };
-    request.rows = Some(format!("1-{n}").parse().map_err(|e: sora_jobs::JobError| ApiError::bad(e.to_string()))?);
+    request.rows = Some(
+        format!("1-{n}")
+            .parse()
+            .map_err(|e: sora_jobs::JobError| ApiError::bad(e.to_string()))?,
+    );
     // Bad rows and options are refused before the queue.
     shared
         .model

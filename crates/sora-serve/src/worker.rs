@@ -222,7 +222,9 @@ mod tests {
         let r: Result<(), ApiError> = guarded(|| panic!("shape mismatch"));
         assert_eq!(
             r,
-            Err(ApiError::internal("the model failed on these rows: shape mismatch"))
+            Err(ApiError::internal(
+                "the model failed on these rows: shape mismatch"
+            ))
         );
         assert_eq!(guarded(|| Ok(3)), Ok(3));
     }

@@ -24,13 +24,13 @@ pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule,
 pub use data::{ArrayData, Augmentation, TabularData, TargetBatch, Targets, TokenData, TrainData};
 pub use error::{Result, TrainError};
 pub use history::{EpochRecord, History, register_font};
-pub use metrics::{
-    ClassScores, ClassificationMetrics, Metrics, RegressionMetrics, argmax, auroc,
-    average_precision,
-};
 pub use manifest::{
     FORMAT, FORMAT_VERSION, InputField, InputSummary, MANIFEST_FILE, Manifest, ManifestError,
     SORA_VERSION,
+};
+pub use metrics::{
+    ClassScores, ClassificationMetrics, Metrics, RegressionMetrics, argmax, auroc,
+    average_precision,
 };
 pub use model_dir::{LoadedModel, ModelDir, files};
 pub use parallel::Collective;

@@ -257,8 +257,7 @@ impl Manifest {
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if entry.file_type().map_err(io(&entry.path()))?.is_file() && name != MANIFEST_FILE
-            {
+            if entry.file_type().map_err(io(&entry.path()))?.is_file() && name != MANIFEST_FILE {
                 files.push(name);
             }
         }

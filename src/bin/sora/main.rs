@@ -56,13 +56,19 @@ fn flagged(e: &anyhow::Error) -> String {
 fn run(cli: Cli, train_matches: Option<&clap::ArgMatches>, registry: &Registry) -> Result<()> {
     match cli.command {
         Command::Inspect { data, target } => {
-            print!("{}", sora::jobs::tabular::inspect(&data, target.as_deref())?);
+            print!(
+                "{}",
+                sora::jobs::tabular::inspect(&data, target.as_deref())?
+            );
             Ok(())
         }
         Command::Train(args) => train(&args, train_matches.expect("train matches"), registry),
         Command::Eval(data) => {
             let (loaded, input) = load(&data, registry)?;
-            let evaluation = loaded.model.evaluate(&input).map_err(|e| loaded.refuse(e))?;
+            let evaluation = loaded
+                .model
+                .evaluate(&input)
+                .map_err(|e| loaded.refuse(e))?;
             print!("{}", evaluation.report);
             Ok(())
         }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::{JobError, Result};
 
 /// An attribution method. Each kind takes the methods that fit its input
-/// ([`Method::for_kind`] lists them); another is a typed refusal naming those it takes.
+/// (each kind module's `METHODS`); another is a typed refusal naming those it takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
@@ -128,17 +128,19 @@ impl Target {
     pub fn class_index(&self, classes: &[String]) -> Result<Option<usize>> {
         match self {
             Target::Predicted => Ok(None),
-            Target::Class(name) => classes
-                .iter()
-                .position(|c| c == name)
-                .map(Some)
-                .ok_or_else(|| {
-                    JobError::invalid(
-                        "target",
-                        format!("`predicted` or one of the classes {}", classes.join(", ")),
-                        format!("{name:?}"),
-                    )
-                }),
+            Target::Class(name) => {
+                classes
+                    .iter()
+                    .position(|c| c == name)
+                    .map(Some)
+                    .ok_or_else(|| {
+                        JobError::invalid(
+                            "target",
+                            format!("`predicted` or one of the classes {}", classes.join(", ")),
+                            format!("{name:?}"),
+                        )
+                    })
+            }
         }
     }
 
@@ -205,13 +207,17 @@ impl FromStr for Rows {
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (a, b) = part.split_once('-').unwrap_or((part, part));
             let parse = |s: &str| {
-                s.trim().parse::<usize>().ok().filter(|&r| r >= 1).ok_or_else(|| {
-                    JobError::invalid(
-                        "rows",
-                        "row numbers (1 is the first data row) or ranges such as 1-5",
-                        format!("{part:?}"),
-                    )
-                })
+                s.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|&r| r >= 1)
+                    .ok_or_else(|| {
+                        JobError::invalid(
+                            "rows",
+                            "row numbers (1 is the first data row) or ranges such as 1-5",
+                            format!("{part:?}"),
+                        )
+                    })
             };
             let (a, b) = (parse(a)?, parse(b)?);
             if a > b {
@@ -310,7 +316,11 @@ impl ExplainRequest {
     /// Checks the options every kind shares (steps in 1..=1000).
     pub fn check(&self) -> Result<()> {
         if !(1..=1000).contains(&self.steps) {
-            return Err(JobError::invalid("steps", "an integer in 1..=1000", self.steps));
+            return Err(JobError::invalid(
+                "steps",
+                "an integer in 1..=1000",
+                self.steps,
+            ));
         }
         Ok(())
     }

@@ -855,20 +855,22 @@ impl Generator {
         };
         let mut text = String::new();
         let mut stopped = false;
-        let written = self.model.generate(&ids, &mut sampler, |id| {
-            let token = self.saved.vocabulary.token(id).unwrap_or_default();
-            let piece = self.tokens.piece(previous.as_deref(), token);
-            on_piece(&piece);
-            text.push_str(&piece);
-            previous = Some(token.to_string());
-            if options.stop.iter().any(|s| text.ends_with(s.as_str())) {
-                stopped = true;
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .map_err(GenerateError::from)?;
+        let written = self
+            .model
+            .generate(&ids, &mut sampler, |id| {
+                let token = self.saved.vocabulary.token(id).unwrap_or_default();
+                let piece = self.tokens.piece(previous.as_deref(), token);
+                on_piece(&piece);
+                text.push_str(&piece);
+                previous = Some(token.to_string());
+                if options.stop.iter().any(|s| text.ends_with(s.as_str())) {
+                    stopped = true;
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .map_err(GenerateError::from)?;
         Ok(Generated {
             text,
             tokens: written.len(),
@@ -977,7 +979,8 @@ pub struct GenerateOptions {
 
 impl Kind for Generate {
     const NAME: &'static str = "generate";
-    const ABOUT: &'static str = "a text file (or a CSV column): a recurrent language model that writes";
+    const ABOUT: &'static str =
+        "a text file (or a CSV column): a recurrent language model that writes";
     type Config = GenerateConfig;
     type Options = GenerateOptions;
     type Data = Corpus;
@@ -1058,12 +1061,16 @@ impl Kind for Generate {
         ctx: &RunContext,
     ) -> crate::Result<Corpus> {
         ctx.single_device(Self::NAME)?;
-        let text = source.text.as_deref().ok_or_else(|| JobError::OptionNotForKind {
-            option: "--text".into(),
-            reason: "--task generate needs the text: a plain text FILE, or a COLUMN of the CSV \
+        let text = source
+            .text
+            .as_deref()
+            .ok_or_else(|| JobError::OptionNotForKind {
+                option: "--text".into(),
+                reason:
+                    "--task generate needs the text: a plain text FILE, or a COLUMN of the CSV \
                      file --data"
-                .into(),
-        })?;
+                        .into(),
+            })?;
         let corpus = match &source.data {
             Some(csv) => load_csv_column(csv, text)?,
             None => load_text(Path::new(text))?,
@@ -1081,7 +1088,11 @@ impl Kind for Generate {
         Ok(corpus)
     }
 
-    fn train(config: &GenerateConfig, corpus: Corpus, ctx: &RunContext) -> crate::Result<GenerateRun> {
+    fn train(
+        config: &GenerateConfig,
+        corpus: Corpus,
+        ctx: &RunContext,
+    ) -> crate::Result<GenerateRun> {
         let run = train(&corpus, config, &ctx.device)?;
         ctx.say(format!(
             "{} training tokens in {} streams, {} held out (the end of the text); {} tokens in the vocabulary; {} parameters",
@@ -1155,7 +1166,10 @@ impl crate::Model for Generator {
         let bits = m
             .bits_per_char
             .map_or_else(String::new, |b| format!("   bits/char {b:.4}"));
-        let mut scores = vec![("loss".to_string(), m.loss), ("perplexity".to_string(), m.perplexity)];
+        let mut scores = vec![
+            ("loss".to_string(), m.loss),
+            ("perplexity".to_string(), m.perplexity),
+        ];
         scores.extend(m.bits_per_char.map(|b| ("bits_per_char".to_string(), b)));
         Ok(Evaluation {
             n: m.tokens,

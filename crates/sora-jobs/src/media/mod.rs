@@ -26,9 +26,9 @@ use burn::tensor::Device;
 use sora_conv::audio::{AudioError, FeatureConfig, FeatureKind, Masking};
 use sora_conv::images::{Augment, ChannelMode, ImageError, ImageOptions};
 
-pub use explain::{MediaExplanation, METHODS};
+pub use explain::{METHODS, MediaExplanation};
 pub use model::MediaModel;
-pub use samples::{InputPipeline, LoadOptions, SavedInput, Samples, Source, load};
+pub use samples::{InputPipeline, LoadOptions, Samples, SavedInput, Source, load};
 pub use spec::{ConvSpec, default_spec};
 pub use train::{ConvNet, MediaConfig, MediaRun, train, train_split};
 
@@ -310,11 +310,10 @@ fn load_samples(
     audio: bool,
 ) -> Result<(Samples, InputPipeline)> {
     let data = source.data()?;
-    let source = Source::detect(data, source.labels.as_deref()).ok_or_else(|| {
-        MediaError::NotMedia {
+    let source =
+        Source::detect(data, source.labels.as_deref()).ok_or_else(|| MediaError::NotMedia {
             path: data.to_path_buf(),
-        }
-    })?;
+        })?;
     if source.is_audio() != audio {
         return Err(MediaError::WrongMedium {
             what: data.display().to_string(),
@@ -355,7 +354,8 @@ fn train_samples(
 
 impl Kind for Image {
     const NAME: &'static str = "image";
-    const ABOUT: &'static str = "class folders of images (or IDX files): a convolutional classifier";
+    const ABOUT: &'static str =
+        "class folders of images (or IDX files): a convolutional classifier";
     type Config = MediaConfig;
     type Options = ImageTrainOptions;
     type Data = (Samples, InputPipeline);
@@ -407,7 +407,8 @@ impl Kind for Image {
 
 impl Kind for Audio {
     const NAME: &'static str = "audio";
-    const ABOUT: &'static str = "class folders of WAV clips: a convolutional classifier over log-mel or MFCC frames";
+    const ABOUT: &'static str =
+        "class folders of WAV clips: a convolutional classifier over log-mel or MFCC frames";
     type Config = MediaConfig;
     type Options = AudioTrainOptions;
     type Data = (Samples, InputPipeline);

@@ -10,8 +10,8 @@ use sora_train::{Metrics, ModelDir};
 
 use super::train::data_for;
 use super::{
-    Audio, ConvNet, ConvSpec, INPUT_FILE, Image, InputPipeline, LoadOptions, MediaError,
-    SavedInput, Samples, Source, load,
+    Audio, ConvNet, ConvSpec, INPUT_FILE, Image, InputPipeline, LoadOptions, MediaError, Samples,
+    SavedInput, Source, load,
 };
 use crate::explain::{ExplainRequest, Explanation};
 use crate::kind::Kind;
@@ -38,7 +38,11 @@ pub struct MediaModel {
 }
 
 /// What an image or audio model is.
-pub(super) fn describe(input: &SavedInput, spec: &ConvSpec, parameters: usize) -> Result<ModelInfo> {
+pub(super) fn describe(
+    input: &SavedInput,
+    spec: &ConvSpec,
+    parameters: usize,
+) -> Result<ModelInfo> {
     let (kind, medium, reading) = match &input.pipeline {
         InputPipeline::Image {
             channels,
@@ -280,9 +284,9 @@ impl MediaModel {
             Input::Path { data, labels } => {
                 let single = data.is_file()
                     && labels.is_none()
-                    && data.extension().is_some_and(|e| {
-                        SINGLE_FILES.iter().any(|x| e.eq_ignore_ascii_case(x))
-                    });
+                    && data
+                        .extension()
+                        .is_some_and(|e| SINGLE_FILES.iter().any(|x| e.eq_ignore_ascii_case(x)));
                 if single {
                     return self.load_file(data);
                 }

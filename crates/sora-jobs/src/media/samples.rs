@@ -63,7 +63,7 @@ impl Source {
     }
 }
 
-/// How raw files become model inputs; saved with the model as [`INPUT_FILE`].
+/// How raw files become model inputs; saved with the model as [`INPUT_FILE`](super::INPUT_FILE).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum InputPipeline {

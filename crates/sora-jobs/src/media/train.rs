@@ -11,7 +11,10 @@ use sora_conv::{Conv1dEncoder, Conv2dEncoder};
 use sora_core::{CheckedSpec, Encoder, EncoderSpec, Model};
 use sora_train::{ArrayData, Fitted, Metrics, ModelDir, Targets, TrainConfig, Trainer};
 
-use super::{ConvSpec, INPUT_FILE, InputPipeline, LoadOptions, MediaError, MediaModel, SavedInput, Samples, default_spec};
+use super::{
+    ConvSpec, INPUT_FILE, InputPipeline, LoadOptions, MediaError, MediaModel, Samples, SavedInput,
+    default_spec,
+};
 use crate::kind::{Holdout, RunContext, Trained};
 use crate::{EARLY_STOPPING_MIN_DELTA, Result};
 
@@ -91,7 +94,12 @@ pub fn train(
     config: &MediaConfig,
     device: &Device,
 ) -> Result<MediaRun> {
-    train_in(samples, pipeline, config, &RunContext::quiet(device.clone()))
+    train_in(
+        samples,
+        pipeline,
+        config,
+        &RunContext::quiet(device.clone()),
+    )
 }
 
 /// [`train`] in a run's context (its device and data-parallel setting).
@@ -102,7 +110,9 @@ pub(super) fn train_in(
     ctx: &RunContext,
 ) -> Result<MediaRun> {
     check_classes(samples)?;
-    let split = config.holdout.stratified(&samples.labels, config.train.seed);
+    let split = config
+        .holdout
+        .stratified(&samples.labels, config.train.seed);
     let valid = (!split.valid.is_empty()).then(|| samples.subset(&split.valid));
     split_in(
         &samples.subset(&split.train),
@@ -337,7 +347,8 @@ impl MediaRun {
         let extra = [(INPUT_FILE, input)];
         let model_dir = ModelDir::new(dir);
         let (test, history) = (Some(&self.test), Some(&self.history));
-        let manifest = super::model::describe(&self.input, &self.spec, self.net.num_params())?.manifest();
+        let manifest =
+            super::model::describe(&self.input, &self.spec, self.net.num_params())?.manifest();
         match (&self.spec, &self.net) {
             (ConvSpec::Conv2d(s), ConvNet::Conv2d(m)) => model_dir.save(
                 &manifest,

@@ -130,4 +130,3 @@ pub(super) fn fraction(field: &str, v: f64) -> Result<()> {
         })
     }
 }
-

@@ -136,7 +136,6 @@ pub enum RecommendError {
 /// The job's result alias.
 pub type Result<T, E = RecommendError> = std::result::Result<T, E>;
 
-
 impl From<RecommendError> for JobError {
     fn from(e: RecommendError) -> Self {
         JobError::kind(e)

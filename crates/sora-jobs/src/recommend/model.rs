@@ -6,8 +6,8 @@ use burn::module::Module;
 
 use crate::kind::{CommonOptions, DataSource, JobConfig, Kind, LoopDefaults, RunContext, Trained};
 use crate::model::{
-    Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, ModelInfo, OutputKind,
-    Outputs, Rows,
+    Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, ModelInfo, OutputKind, Outputs,
+    Rows,
 };
 use crate::{UserItems, Verb};
 
@@ -326,7 +326,6 @@ impl RecommenderModel {
     }
 }
 
-
 impl RatingsEvaluation {
     /// The scores as an aligned text table, beside the baselines.
     pub fn table(&self) -> String {
@@ -390,7 +389,8 @@ pub struct RecommendRun {
 
 impl Kind for Recommend {
     const NAME: &'static str = "ratings";
-    const ABOUT: &'static str = "user,item,rating[,timestamp] rows: a rating model and a top-N ranker";
+    const ABOUT: &'static str =
+        "user,item,rating[,timestamp] rows: a rating model and a top-N ranker";
     type Config = RecommendConfig;
     type Options = RatingsOptions;
     type Data = Ratings;
@@ -558,7 +558,10 @@ impl crate::Model for RecommenderModel {
                 expected: "(user, item) pairs".into(),
             });
         };
-        let refs: Vec<(&str, &str)> = pairs.iter().map(|(u, i)| (u.as_str(), i.as_str())).collect();
+        let refs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(u, i)| (u.as_str(), i.as_str()))
+            .collect();
         let predicted = self.rating.predict(&refs)?;
         Ok(Outputs::Ratings {
             users: pairs.iter().map(|(u, _)| u.clone()).collect(),
@@ -574,7 +577,12 @@ impl crate::Model for RecommenderModel {
         let scores = self.rating.evaluate(&ratings)?;
         Ok(Evaluation {
             n: ratings.len(),
-            report: format!("{}: {} ratings\n{}", table.source(), ratings.len(), scores.table()),
+            report: format!(
+                "{}: {} ratings\n{}",
+                table.source(),
+                ratings.len(),
+                scores.table()
+            ),
             scores: vec![
                 ("rmse".to_string(), scores.model.rmse),
                 ("mae".to_string(), scores.model.mae),
@@ -584,7 +592,12 @@ impl crate::Model for RecommenderModel {
         })
     }
 
-    fn recommend(&self, users: &[String], n: usize, because: usize) -> crate::Result<Vec<UserItems>> {
+    fn recommend(
+        &self,
+        users: &[String],
+        n: usize,
+        because: usize,
+    ) -> crate::Result<Vec<UserItems>> {
         let mut lists = Vec::with_capacity(users.len());
         for user in users {
             let list = RecommenderModel::recommend(self, user, n)?;

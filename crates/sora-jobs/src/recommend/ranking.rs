@@ -4,7 +4,12 @@
 use super::*;
 
 /// The `n` items with the most interactions, scored by their share of `n_users`.
-pub(super) fn popular(items: &IdIndex, count: &[usize], n_users: usize, n: usize) -> Recommendations {
+pub(super) fn popular(
+    items: &IdIndex,
+    count: &[usize],
+    n_users: usize,
+    n: usize,
+) -> Recommendations {
     let mut order: Vec<usize> = (0..items.len()).collect();
     order.sort_by(|&a, &b| count[b].cmp(&count[a]).then(a.cmp(&b)));
     Recommendations {
@@ -21,7 +26,12 @@ pub(super) fn popular(items: &IdIndex, count: &[usize], n_users: usize, n: usize
 }
 
 /// The `n` best-scored `candidates` (ties by index).
-pub(super) fn top_n(items: &IdIndex, candidates: &[usize], scores: &[f32], n: usize) -> Recommendations {
+pub(super) fn top_n(
+    items: &IdIndex,
+    candidates: &[usize],
+    scores: &[f32],
+    n: usize,
+) -> Recommendations {
     let mut order: Vec<usize> = (0..candidates.len()).collect();
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]).then(a.cmp(&b)));
     Recommendations {
@@ -179,7 +189,7 @@ impl Recommender {
 }
 
 /// Trains the implicit-feedback ranker and measures it against popularity (see the
-/// [module](self) documentation for the protocol).
+/// [module](super) documentation for the protocol).
 pub fn fit_ranking(
     ratings: &Ratings,
     config: &RecommendConfig,
@@ -348,4 +358,3 @@ pub fn fit_ranking(
     };
     Ok((report, recommender))
 }
-

@@ -59,7 +59,7 @@ pub(super) fn adam(weight_decay: f64) -> OptimizerConfig {
 }
 
 /// Trains and tests biased matrix factorisation on explicit ratings (see the
-/// [module](self) documentation for the protocol).
+/// [module](super) documentation for the protocol).
 pub fn fit_ratings(
     ratings: &Ratings,
     config: &RecommendConfig,
@@ -428,4 +428,3 @@ pub struct RatingsEvaluation {
     /// The global mean's scores.
     pub global_mean: ErrorScores,
 }
-

@@ -14,13 +14,13 @@ use sora_explain::{
 };
 
 use super::{Tabular, TabularError, TabularModel};
+use crate::Result;
 use crate::explain::report::{PermutationImportance, Report, ReportFeature, ReportRow};
 use crate::explain::{
     Attributions as Attributed, ColumnAttribution, Document, ExplainRequest, ExplainedRow,
     Explanation, Method,
 };
 use crate::kind::Kind;
-use crate::Result;
 
 /// The methods tables are explained by.
 pub const METHODS: [Method; 7] = [
@@ -55,15 +55,15 @@ fn describe(method: Method, steps: usize) -> String {
 
 fn attribute(
     method: Method,
-    steps: usize,
+    request: &ExplainRequest,
     model: &sora_core::Model<sora_core::Identity>,
     inputs: &Inputs,
     target: &Target,
     groups: &[usize],
-    seed: u64,
     device: &burn::tensor::Device,
 ) -> Result<Attributions> {
     let b = Baseline::Zeros;
+    let (steps, seed) = (request.steps, request.seed);
     Ok(match method {
         Method::Ig => IntegratedGradients {
             n_steps: steps,
@@ -150,12 +150,11 @@ impl TabularModel {
         let steps = request.steps;
         let a = attribute(
             method,
-            steps,
+            request,
             &self.model,
             &inputs,
             &target,
             &groups,
-            request.seed,
             device,
         )?;
         let folded = fold(&a, &blocks);
@@ -204,16 +203,15 @@ impl TabularModel {
             })
             .collect();
 
-        let permutation = if request.permutation_repeats > 0
-            && table.column_index(pipeline.target()).is_some()
-        {
-            Some(PermutationImportance {
-                score: "accuracy".to_string(),
-                columns: self.permutation_importance(table, request)?,
-            })
-        } else {
-            None
-        };
+        let permutation =
+            if request.permutation_repeats > 0 && table.column_index(pipeline.target()).is_some() {
+                Some(PermutationImportance {
+                    score: "accuracy".to_string(),
+                    columns: self.permutation_importance(table, request)?,
+                })
+            } else {
+                None
+            };
         let sanity = if request.sanity_check {
             let randomized = sora_train::seeded(device, request.seed ^ 0x5EED, || {
                 let randomized = self.spec.init(device);
@@ -222,12 +220,11 @@ impl TabularModel {
             });
             let ra = attribute(
                 method,
-                steps,
+                request,
                 &randomized,
                 &inputs,
                 &target,
                 &groups,
-                request.seed,
                 device,
             )?;
             let rf = fold(&ra, &blocks);

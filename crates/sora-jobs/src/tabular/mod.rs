@@ -160,7 +160,11 @@ impl JobConfig for TabularConfig {
         if let Some(hidden) = &self.hidden
             && hidden.contains(&0)
         {
-            return Err(JobError::invalid("hidden", "widths of at least 1", format!("{hidden:?}")));
+            return Err(JobError::invalid(
+                "hidden",
+                "widths of at least 1",
+                format!("{hidden:?}"),
+            ));
         }
         Ok(())
     }
@@ -173,18 +177,22 @@ pub fn inspect(path: &Path, target: Option<&str>) -> Result<String> {
     let schema = sora_data::infer_schema(&table, &sora_data::MissingMarkers::default());
     let mut out = format!("{schema}\n");
     if let Some(target) = target {
-        let col = table
-            .column_index(target)
-            .ok_or_else(|| sora_data::DataError::TargetNotFound {
-                file: table.source().to_string(),
-                target: target.to_string(),
-                available: table.headers().to_vec(),
-            })?;
+        let col =
+            table
+                .column_index(target)
+                .ok_or_else(|| sora_data::DataError::TargetNotFound {
+                    file: table.source().to_string(),
+                    target: target.to_string(),
+                    available: table.headers().to_vec(),
+                })?;
         let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
         for value in table.column(col) {
             *counts.entry(value).or_default() += 1;
         }
-        out.push_str(&format!("target `{target}`: {} distinct values\n", counts.len()));
+        out.push_str(&format!(
+            "target `{target}`: {} distinct values\n",
+            counts.len()
+        ));
         if counts.len() <= 20 {
             for (value, n) in counts {
                 out.push_str(&format!(
@@ -326,7 +334,11 @@ impl Kind for Tabular {
         Ok(sora_data::Table::read_csv(source.data()?)?)
     }
 
-    fn train(config: &TabularConfig, table: sora_data::Table, ctx: &RunContext) -> Result<TabularRun> {
+    fn train(
+        config: &TabularConfig,
+        table: sora_data::Table,
+        ctx: &RunContext,
+    ) -> Result<TabularRun> {
         let prepared = prepare(&table, config)?;
         if ctx.leader && ctx.verbose {
             println!("{}", prepared.schema);

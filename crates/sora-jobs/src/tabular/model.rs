@@ -13,8 +13,8 @@ use super::{PIPELINE_FILE, Tabular, TabularError};
 use crate::explain::{ExplainRequest, Explanation};
 use crate::kind::Kind;
 use crate::model::{
-    Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, ModelInfo, OutputKind,
-    Outputs, PREDICTION_BATCH, Rows,
+    Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, ModelInfo, OutputKind, Outputs,
+    PREDICTION_BATCH, Rows,
 };
 use crate::{JobError, Result};
 
@@ -54,8 +54,7 @@ pub(super) fn describe(
     let marker = pipeline.missing_markers().as_slice().first().cloned();
     let missing = |what: String| {
         if drops {
-            "not accepted (the model was trained with rows with missing values dropped)"
-                .to_string()
+            "not accepted (the model was trained with rows with missing values dropped)".to_string()
         } else {
             what
         }
@@ -123,11 +122,12 @@ impl TabularModel {
     pub fn load(dir: &Path, device: &Device) -> Result<Self> {
         let model_dir = ModelDir::new(dir);
         let loaded = model_dir.load::<IdentitySpec>(device)?;
-        let pipeline: FittedPipeline = model_dir
-            .read_json(PIPELINE_FILE)?
-            .ok_or_else(|| TabularError::NoPipeline {
-                dir: dir.to_path_buf(),
-            })?;
+        let pipeline: FittedPipeline =
+            model_dir
+                .read_json(PIPELINE_FILE)?
+                .ok_or_else(|| TabularError::NoPipeline {
+                    dir: dir.to_path_buf(),
+                })?;
         if pipeline.feature_names().len() != loaded.spec.encoder_plan().d_features {
             return Err(TabularError::PipelineMismatch {
                 dir: dir.to_path_buf(),

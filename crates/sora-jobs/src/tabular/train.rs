@@ -2,16 +2,20 @@
 
 use std::path::Path;
 
-use burn::tensor::Device;
 use burn::module::Module;
+use burn::tensor::Device;
 use sora_core::{CheckedSpec, HeadSpec, Identity, IdentitySpec, Model, ModelSpec, Task};
 use sora_data::{
     FittedPipeline, Schema, Split, Table, TargetValues, TaskKind, Transformed,
     balanced_class_weights, encode_target,
 };
-use sora_train::{Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, TrainData, Trainer};
+use sora_train::{
+    Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, TrainData, Trainer,
+};
 
-use super::{ClassWeights, PIPELINE_FILE, TabularConfig, TabularError, TabularModel, default_hidden};
+use super::{
+    ClassWeights, PIPELINE_FILE, TabularConfig, TabularError, TabularModel, default_hidden,
+};
 use crate::kind::{RunContext, Trained};
 use crate::{JobConfig, Result};
 
@@ -248,7 +252,8 @@ impl TabularRun {
     /// everything has been written.
     pub fn save(&self, dir: &Path) -> Result<()> {
         let pipeline = serde_json::to_vec_pretty(&self.pipeline).expect("pipeline serialises");
-        let info = super::model::describe(&self.pipeline, &self.spec, self.fitted.model.num_params());
+        let info =
+            super::model::describe(&self.pipeline, &self.spec, self.fitted.model.num_params());
         ModelDir::new(dir).save(
             &info.manifest(),
             &self.spec,

@@ -172,7 +172,8 @@ impl TextModel {
         let saved = &self.text;
         let classes = &saved.classes;
         let explained = request.target.class_index(classes)?;
-        let tokenizer = Tokenizer::new(saved.tokenizer.clone()).map_err(super::TextJobError::from)?;
+        let tokenizer =
+            Tokenizer::new(saved.tokenizer.clone()).map_err(super::TextJobError::from)?;
         let mut terminal = String::new();
         let mut html = String::from(
             "<!doctype html><meta charset=\"utf-8\"><title>Token attributions</title>\

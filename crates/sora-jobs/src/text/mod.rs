@@ -43,7 +43,9 @@ use sora_train::{
 pub use baseline::tfidf_logistic;
 pub use model::TextModel;
 
-use crate::kind::{CommonOptions, DataSource, Holdout, JobConfig, Kind, LoopDefaults, RunContext, Trained};
+use crate::kind::{
+    CommonOptions, DataSource, Holdout, JobConfig, Kind, LoopDefaults, RunContext, Trained,
+};
 use crate::{EARLY_STOPPING_MIN_DELTA, JobError};
 
 /// File name of the saved text pipeline inside a model directory.
@@ -293,7 +295,6 @@ pub enum EncoderKind {
     /// A bidirectional GRU over the embeddings.
     Gru,
 }
-
 
 /// Everything [`train`] needs besides the documents.
 #[derive(Debug, Clone)]
@@ -561,7 +562,11 @@ impl TextRun {
     pub fn save(&self, dir: &Path) -> Result<()> {
         let text = serde_json::to_vec_pretty(&self.text).expect("the text pipeline serialises");
         let checked = self.spec.check()?;
-        let info = model::describe(&self.text, &checked.summary().to_string(), self.model.num_params());
+        let info = model::describe(
+            &self.text,
+            &checked.summary().to_string(),
+            self.model.num_params(),
+        );
         ModelDir::new(dir).save(
             &info.manifest(),
             &checked,
@@ -684,10 +689,13 @@ impl Kind for Text {
         source: &DataSource,
         ctx: &RunContext,
     ) -> crate::Result<TextSource> {
-        let column = source.text.clone().ok_or_else(|| JobError::OptionNotForKind {
-            option: "--text".into(),
-            reason: "a text classifier needs the CSV column holding the documents".into(),
-        })?;
+        let column = source
+            .text
+            .clone()
+            .ok_or_else(|| JobError::OptionNotForKind {
+                option: "--text".into(),
+                reason: "a text classifier needs the CSV column holding the documents".into(),
+            })?;
         let target = source.target("a text classifier")?.to_string();
         let path = source.data()?;
         let data = load_csv(path, &column, Some(&target))?;

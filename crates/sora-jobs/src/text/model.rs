@@ -10,13 +10,13 @@ use sora_text::{TextEncoder, TextSpec};
 use sora_train::{Metrics, ModelDir};
 
 use super::{Result, SavedText, TEXT_FILE, Text, TextData, TextJobError, column};
+use crate::JobError;
 use crate::explain::{ExplainRequest, Explanation};
 use crate::kind::Kind;
 use crate::model::{
-    Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, ModelInfo, OutputKind,
-    Outputs, PREDICTION_BATCH, Rows,
+    Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, ModelInfo, OutputKind, Outputs,
+    PREDICTION_BATCH, Rows,
 };
-use crate::JobError;
 
 /// What a text model is: its text column, classes and summary.
 pub(super) fn describe(text: &SavedText, summary: &str, parameters: usize) -> ModelInfo {
@@ -71,7 +71,7 @@ impl TextModel {
         }
     }
 
-    /// Reads a model directory written by [`TextRun::save`].
+    /// Reads a model directory written by [`TextRun::save`](super::TextRun::save).
     pub fn load(dir: &Path, device: &Device) -> Result<TextModel> {
         let model_dir = ModelDir::new(dir);
         let text: SavedText =
@@ -198,7 +198,11 @@ impl crate::Model for TextModel {
     fn evaluate(&self, input: &Input) -> crate::Result<Evaluation> {
         let docs = self.load_table(&input.table(Text::NAME)?, true)?;
         let metrics = TextModel::evaluate(self, &docs.texts, &docs.labels)?;
-        Ok(crate::evaluation(&metrics, Some(&self.text.classes), docs.len()))
+        Ok(crate::evaluation(
+            &metrics,
+            Some(&self.text.classes),
+            docs.len(),
+        ))
     }
 
     fn explain(&self, input: &Input, request: &ExplainRequest) -> crate::Result<Explanation> {
@@ -207,4 +211,3 @@ impl crate::Model for TextModel {
         self.explain_texts(&docs.subset(&rows), &rows, request)
     }
 }
-
