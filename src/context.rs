@@ -38,7 +38,6 @@ pub enum Distributed {
 }
 
 /// A run's context and, under MPI, the environment to keep alive for the whole run.
-#[derive(Debug)]
 pub struct RunSetting {
     /// The run's device, data-parallel setting and leader.
     pub context: RunContext,
@@ -46,6 +45,15 @@ pub struct RunSetting {
     pub devices: Vec<String>,
     #[cfg(feature = "mpi")]
     _mpi: Option<mpi::environment::Universe>,
+}
+
+impl std::fmt::Debug for RunSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunSetting")
+            .field("context", &self.context)
+            .field("devices", &self.devices)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The setting of a run on `device`, or data-parallel on `devices` (the model lives on the

@@ -340,27 +340,24 @@ impl Kind for Tabular {
         ctx: &RunContext,
     ) -> Result<TabularRun> {
         let prepared = prepare(&table, config)?;
-        if ctx.leader && ctx.verbose {
-            println!("{}", prepared.schema);
-            for warning in prepared.pipeline.warnings() {
-                println!("note: {warning}");
-            }
-            println!(
-                "rows: {} train, {} validation, {} test (stratified for classes, seed {}); {} model inputs",
-                prepared.split.train.len(),
-                prepared.split.valid.len(),
-                prepared.split.test.len(),
-                config.train.seed,
-                prepared.pipeline.d_input()
-            );
-            if let Some(w) = prepared.class_weights(config.class_weights) {
-                println!("class weights (balanced, from the training rows): {w:?}");
-            }
-            println!("\n{}\n", model_spec(&prepared, config)?.summary());
-            if let sora_train::Parallel::Devices(d) = &ctx.parallel {
-                println!("data-parallel on {} devices", d.len());
-            }
+        ctx.say(&prepared.schema);
+        for warning in prepared.pipeline.warnings() {
+            ctx.say(format!("note: {warning}"));
         }
+        ctx.say(format!(
+            "rows: {} train, {} validation, {} test (stratified for classes, seed {}); {} model inputs",
+            prepared.split.train.len(),
+            prepared.split.valid.len(),
+            prepared.split.test.len(),
+            config.train.seed,
+            prepared.pipeline.d_input()
+        ));
+        if let Some(w) = prepared.class_weights(config.class_weights) {
+            ctx.say(format!(
+                "class weights (balanced, from the training rows): {w:?}"
+            ));
+        }
+        ctx.say(format!("\n{}\n", model_spec(&prepared, config)?.summary()));
         train::train_in(prepared, config, ctx)
     }
 
