@@ -77,6 +77,33 @@ fn header_has_pytorch_names_and_layouts() {
     assert!(header.values().all(|i| i.dtype == "F32"));
 }
 
+/// The same model gives the same file, byte for byte: the header's entries are written in
+/// sorted order (burn-store lists the metadata from a hash map, in an order that changes from
+/// one process, or one store, to the next). Each save below builds a store of its own.
+#[test]
+fn the_same_model_writes_the_same_bytes() {
+    let device = test_device();
+    device.seed(4);
+    let model = spec(&[5], Some(Norm::Batch)).init(&device);
+    let first = sora::core::weights::to_safetensors_bytes(&model).unwrap();
+    for _ in 0..8 {
+        assert_eq!(
+            sora::core::weights::to_safetensors_bytes(&model).unwrap(),
+            first
+        );
+    }
+    let size = u64::from_le_bytes(first[..8].try_into().unwrap()) as usize;
+    assert_eq!(size % 8, 0, "the header is padded to 8 bytes");
+    let header = std::str::from_utf8(&first[8..8 + size]).unwrap();
+    let metadata = header.find("\"__metadata__\"").unwrap();
+    let (format, producer, version) = (
+        header[metadata..].find("\"format\"").unwrap(),
+        header[metadata..].find("\"producer\"").unwrap(),
+        header[metadata..].find("\"version\"").unwrap(),
+    );
+    assert!(format < producer && producer < version, "{header}");
+}
+
 /// When Python's `safetensors` (with numpy) is installed, it must read the file too and see
 /// the same values as the model. CI installs it and sets `SORA_REQUIRE_PYTHON_SAFETENSORS=1`,
 /// so there this test cannot pass by skipping.

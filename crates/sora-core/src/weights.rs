@@ -43,7 +43,45 @@ pub fn to_safetensors_bytes<M: ModuleSnapshot>(model: &M) -> Result<Vec<u8>, Wei
         message: e.to_string(),
     };
     model.save_into(&mut store).map_err(|e| fail(&e))?;
-    store.get_bytes().map_err(|e| fail(&e))
+    let bytes = store.get_bytes().map_err(|e| fail(&e))?;
+    canonical(bytes).map_err(|e| fail(&e))
+}
+
+/// The same safetensors bytes with the header's entries in sorted order. burn-store writes
+/// the header's metadata from a hash map, whose order changes from process to process; sorted,
+/// the same model gives the same bytes every time. The tensors' data and offsets are kept as
+/// they are (offsets count from the end of the header, whatever its length); the header is
+/// padded with spaces to a multiple of 8 bytes, as safetensors writes it.
+fn canonical(bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    let size = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("eight bytes")) as usize)
+        .filter(|n| 8 + n <= bytes.len())
+        .ok_or("a safetensors buffer shorter than its header")?;
+    let header: BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + size]).map_err(|e| e.to_string())?;
+    let sorted: BTreeMap<String, serde_json::Value> = header
+        .into_iter()
+        .map(|(name, entry)| {
+            let entry = match entry {
+                serde_json::Value::Object(map) => serde_json::Value::Object(
+                    map.into_iter()
+                        .collect::<BTreeMap<_, _>>()
+                        .into_iter()
+                        .collect(),
+                ),
+                other => other,
+            };
+            (name, entry)
+        })
+        .collect();
+    let mut json = serde_json::to_vec(&sorted).map_err(|e| e.to_string())?;
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len() - 8 - size);
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes[8 + size..]);
+    Ok(out)
 }
 
 /// Writes a model's parameters to `path` atomically: the bytes go to a temporary file in the

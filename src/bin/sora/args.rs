@@ -147,11 +147,10 @@ pub struct ExplainArgs {
     pub model: ModelData,
     #[command(flatten)]
     pub request: ExplainRequest,
-    /// Write the report here: an HTML page for tables and text, a PNG of heat maps for images
-    /// and audio.
+    /// Tables and text: write the HTML report here.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Images and audio: where the PNG of heat maps goes without `--report`.
+    /// Images and audio: write the PNG of heat maps here.
     #[arg(long, default_value = "explanation.png")]
     pub picture: PathBuf,
 }

@@ -227,7 +227,7 @@ fn explain(args: &ExplainArgs, registry: &Registry) -> Result<()> {
     print!("{}", explanation.terminal);
     match &explanation.document {
         Some(doc) if doc.extension == "png" => {
-            let path = args.report.as_deref().unwrap_or(&args.picture);
+            let path = &args.picture;
             sora::core::weights::write_atomic(path, &doc.bytes).map_err(io_error(path))?;
             println!("wrote {}", path.display());
         }
