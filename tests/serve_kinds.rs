@@ -9,51 +9,12 @@ mod common;
 use std::path::Path;
 
 use common::http::{Serve, http, http_with, parse, unchunk};
+use common::media::{bars, tones};
 use common::{device, ok};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
-use sora::conv::audio::{Clip, write_wav};
-
-/// 12×12 gray images: class `across` has a bright horizontal bar, class `down` a vertical one.
-fn bars(root: &Path, per_class: usize, seed: u64) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    for (class, vertical) in [("across", false), ("down", true)] {
-        let dir = root.join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..per_class {
-            let at = rng.random_range(2..10);
-            let img = image::GrayImage::from_fn(12, 12, |x, y| {
-                let on = if vertical { x == at } else { y == at };
-                let noise: u8 = rng.random_range(0..60);
-                image::Luma([if on { 200 + noise / 2 } else { noise }])
-            });
-            img.save(dir.join(format!("{i:03}.png"))).unwrap();
-        }
-    }
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            out.push(if i <= chunk.len() {
-                TABLE[((n >> shift) & 63) as usize] as char
-            } else {
-                '='
-            });
-        }
-    }
-    out
-}
+use sora::jobs::base64::encode as base64;
 
 /// `sora predict`'s probabilities for one file.
 fn cli_probabilities(model: &Path, file: &Path) -> Vec<f64> {
@@ -216,25 +177,7 @@ fn image_models_take_uploaded_files() {
 fn audio_models_take_uploaded_clips() {
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("tones");
-    let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for (class, hz) in [("low", 300.0f32), ("high", 1800.0)] {
-        let dir = data.join(class);
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..20 {
-            let amp = rng.random_range(0.2..0.8);
-            let samples = (0..2000)
-                .map(|t| amp * (std::f32::consts::TAU * hz * t as f32 / 8000.0).sin())
-                .collect();
-            write_wav(
-                dir.join(format!("{i:03}.wav")),
-                &Clip {
-                    samples,
-                    sample_rate: 8000,
-                },
-            )
-            .unwrap();
-        }
-    }
+    tones(&data, 20, 2);
     let model = root.path().join("model");
     ok(&[
         "train",

@@ -5,6 +5,7 @@
 use std::process::{Command, Output};
 
 pub mod http;
+pub mod media;
 
 /// Runs `sora` with `args` in the repository root.
 pub fn sora(args: &[&str]) -> Output {

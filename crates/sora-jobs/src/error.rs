@@ -147,15 +147,6 @@ impl JobError {
         let file = file.into();
         move |source| JobError::Io { file, source }
     }
-
-    /// Whether the failure is the caller's (bad input, options or files) rather than the
-    /// model's: the server answers these with 4xx.
-    pub fn is_input_error(&self) -> bool {
-        !matches!(
-            self,
-            JobError::Train(sora_train::TrainError::Diverged { .. })
-        )
-    }
 }
 
 /// What a loaded model is asked to do.

@@ -51,6 +51,7 @@
 //! # }
 //! ```
 
+pub mod base64;
 mod error;
 pub mod explain;
 pub mod generate;

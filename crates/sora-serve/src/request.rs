@@ -374,7 +374,7 @@ fn files_of(items: &[Value]) -> Result<Vec<NamedFile>, ApiError> {
                         .field("base64"),
                 );
             };
-            let bytes = base64_decode(data).ok_or_else(|| {
+            let bytes = sora_jobs::base64::decode(data).ok_or_else(|| {
                 bad(format!("base64 of {name:?}: not valid base64")).field("base64")
             })?;
             Ok(NamedFile { name, bytes })
@@ -403,71 +403,9 @@ pub(crate) fn raw_file(headers: &HeaderMap, body: &[u8]) -> Option<NamedFile> {
     })
 }
 
-/// Standard base64 (RFC 4648, with or without padding; white space ignored).
-pub(crate) fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    let value = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    };
-    let symbols: Vec<u8> = text.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    let data = match symbols.iter().position(|&c| c == b'=') {
-        Some(at) if symbols[at..].iter().all(|&c| c == b'=') && symbols.len() - at <= 2 => {
-            &symbols[..at]
-        }
-        Some(_) => return None,
-        None => &symbols[..],
-    };
-    if data.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(data.len() * 3 / 4);
-    for chunk in data.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= value(c)? << (18 - 6 * i);
-        }
-        out.push((n >> 16) as u8);
-        if chunk.len() > 2 {
-            out.push((n >> 8) as u8);
-        }
-        if chunk.len() > 3 {
-            out.push(n as u8);
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_decodes_rfc4648_vectors() {
-        for (raw, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_decode(enc).as_deref(), Some(raw.as_bytes()), "{enc}");
-            assert_eq!(
-                base64_decode(enc.trim_end_matches('=')).as_deref(),
-                Some(raw.as_bytes())
-            );
-        }
-        for bad in ["Zg=a", "Z", "Zm9v!", "Zg==="] {
-            assert_eq!(base64_decode(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn rows_are_an_object_or_a_non_empty_array_within_the_limit() {

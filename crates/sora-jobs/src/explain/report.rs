@@ -85,28 +85,6 @@ pub struct PermutationImportance {
     pub columns: Vec<(String, f64, f64)>,
 }
 
-/// Standard base64 with padding.
-pub fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for (i, shift) in [18, 12, 6, 0].into_iter().enumerate() {
-            if i <= chunk.len() {
-                out.push(TABLE[((n >> shift) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// A horizontal bar chart as PNG bytes: positive values right (red: pushes the output up),
 /// negative left (blue).
 pub fn bar_chart_png(title: &str, bars: &[(String, f64)]) -> Result<Vec<u8>, ReportError> {
@@ -256,7 +234,7 @@ impl Report {
         let _ = writeln!(
             h,
             "<img alt=\"mean absolute attribution\" src=\"data:image/png;base64,{}\">",
-            base64(&png)
+            crate::base64::encode(&png)
         );
         if let Some(PermutationImportance {
             score,
@@ -268,7 +246,7 @@ impl Report {
             let _ = writeln!(
                 h,
                 "<img alt=\"permutation importance\" src=\"data:image/png;base64,{}\">",
-                base64(&png)
+                crate::base64::encode(&png)
             );
             h.push_str("<table><tr><th>column</th><th>mean drop</th><th>std</th></tr>\n");
             for (n, m, s) in perm {
@@ -296,7 +274,7 @@ impl Report {
                 h,
                 "<img alt=\"attributions of {}\" src=\"data:image/png;base64,{}\">",
                 escape(&row.title),
-                base64(&png)
+                crate::base64::encode(&png)
             );
             h.push_str("<table><tr><th>column</th><th>value</th><th>attribution</th></tr>\n");
             for f in &row.features {
@@ -323,21 +301,6 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648_vectors() {
-        for (raw, enc) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(raw.as_bytes()), enc);
-        }
-    }
 
     #[test]
     fn text_is_escaped() {
