@@ -130,12 +130,17 @@ pub struct Clip {
 pub fn read_wav(path: impl AsRef<Path>) -> Result<Clip> {
     let path = path.as_ref();
     let file = path.display().to_string();
-    let handle = std::fs::File::open(path).map_err(|source| AudioError::Io {
-        file: file.clone(),
-        source,
-    })?;
+    let handle = sora_core::weights::check_regular(path, MAX_WAV_BYTES)
+        .and_then(|()| std::fs::File::open(path))
+        .map_err(|source| AudioError::Io {
+            file: file.clone(),
+            source,
+        })?;
     decode_wav(std::io::BufReader::new(handle), file)
 }
+
+/// The largest WAV file read: 2 GiB (3 hours of 16-bit audio at 96 kHz).
+pub const MAX_WAV_BYTES: u64 = 2 << 30;
 
 /// Decodes a WAV file held in memory (an upload), as [`read_wav`] reads one from disk;
 /// `name` names it in errors.

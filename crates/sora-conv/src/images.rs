@@ -23,6 +23,11 @@ use serde::{Deserialize, Serialize};
 pub const IDX_LABELS_MAGIC: u32 = 2049;
 /// Magic number of an IDX file of unsigned bytes with three dimensions (images).
 pub const IDX_IMAGES_MAGIC: u32 = 2051;
+/// The most bytes of data an IDX file may declare (and a gzip file expand to): 4 GiB.
+pub const MAX_IDX_BYTES: u64 = 4 << 30;
+/// The most pixels an image file may have by default (`ImageOptions::max_pixels`): 40
+/// million, e.g. 8000×5000; a larger one is refused before it is decoded.
+pub const DEFAULT_MAX_PIXELS: u64 = 40_000_000;
 /// Largest accepted image side (pixels) for a resize target.
 pub const MAX_SIDE: usize = 4096;
 
@@ -38,6 +43,21 @@ const UNSUPPORTED: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ImageError {
+    /// An image has more pixels than the limit.
+    #[error(
+        "{}: {width}×{height} pixels, more than the limit of {limit} (raise it with --max-pixels)",
+        file.display()
+    )]
+    TooManyPixels {
+        /// The file.
+        file: PathBuf,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// The limit in force.
+        limit: u64,
+    },
     /// The file could not be opened, read or written.
     #[error("{}: {source}", file.display())]
     Io {
@@ -312,6 +332,7 @@ fn rank_labels(raw: &[u8]) -> (Vec<usize>, Vec<String>) {
 /// the data. The data is read in growing chunks up to the header's size, so an absurd header
 /// allocates nothing up front.
 fn read_idx_file(file: &Path, magic: u32, n_dims: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+    sora_core::weights::check_regular(file, u64::MAX).map_err(io_error(file))?;
     let mut reader = BufReader::new(File::open(file).map_err(io_error(file))?);
     let gzip = reader
         .fill_buf()
@@ -378,6 +399,14 @@ fn read_idx_file(file: &Path, magic: u32, n_dims: usize) -> Result<(Vec<usize>, 
             format!("IDX header dimensions {dims:?} overflow"),
         ));
     };
+    if data_len > MAX_IDX_BYTES {
+        return Err(invalid(
+            file,
+            format!(
+                "IDX header dimensions {dims:?} declare {data_len} bytes, more than the {MAX_IDX_BYTES} read"
+            ),
+        ));
+    }
 
     let data = read_up_to(data_len)?;
     let expected = header_len + data_len;
@@ -474,6 +503,16 @@ pub struct ImageOptions {
     /// `(height, width)` in pixels to resize every image to (triangle filter). `None`: no
     /// resize, every image must have the first image's size.
     pub size: Option<(usize, usize)>,
+    /// The most pixels an image may have (`None`: [`DEFAULT_MAX_PIXELS`]); a larger one is an
+    /// error naming it, before it is decoded.
+    pub max_pixels: Option<u64>,
+}
+
+impl ImageOptions {
+    /// The pixel limit in force.
+    pub fn max_pixels(&self) -> u64 {
+        self.max_pixels.unwrap_or(DEFAULT_MAX_PIXELS)
+    }
 }
 
 /// Reads an image-folder tree: each sub-folder of `root` is a class (sorted by name; class
@@ -534,7 +573,7 @@ pub fn read_image_folder(root: &Path, options: &ImageOptions) -> Result<ImageSet
         sources: Vec::with_capacity(files.len()),
     };
     for (path, label) in files {
-        let image = decode(&path)?;
+        let image = decode(&path, options.max_pixels())?;
         if set.is_empty() {
             set.channels = match options.channels {
                 ChannelMode::Gray => 1,
@@ -582,7 +621,7 @@ pub fn read_image_file(path: &Path, channels: usize, size: (usize, usize)) -> Re
         ));
     }
     check_size(path, size)?;
-    Ok(to_chw(&decode(path)?, channels, size))
+    Ok(to_chw(&decode(path, DEFAULT_MAX_PIXELS)?, channels, size))
 }
 
 /// Decodes an image held in memory (an upload; PNG, JPEG, BMP or GIF, by its bytes), converted
@@ -601,8 +640,12 @@ pub fn read_image_bytes(
         ));
     }
     check_size(file, size)?;
-    let reader = ImageReader::new(io::Cursor::new(bytes)).with_guessed_format();
-    Ok(to_chw(&decode_with(file, reader)?, channels, size))
+    let open = || ImageReader::new(io::Cursor::new(bytes)).with_guessed_format();
+    Ok(to_chw(
+        &decode_with(file, open, DEFAULT_MAX_PIXELS)?,
+        channels,
+        size,
+    ))
 }
 
 fn check_size(file: &Path, (h, w): (usize, usize)) -> Result<()> {
@@ -641,45 +684,63 @@ fn extension(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn decode(file: &Path) -> Result<DynamicImage> {
+fn decode(file: &Path, max_pixels: u64) -> Result<DynamicImage> {
+    sora_core::weights::check_regular(file, u64::MAX).map_err(io_error(file))?;
     decode_with(
         file,
-        ImageReader::open(file).and_then(ImageReader::with_guessed_format),
+        || ImageReader::open(file).and_then(ImageReader::with_guessed_format),
+        max_pixels,
     )
 }
 
+/// Decodes the image `open` reads, after checking from its header that it has at most
+/// `max_pixels` pixels (a huge image is refused before its pixels are allocated).
 fn decode_with<R: io::BufRead + io::Seek>(
     file: &Path,
-    reader: io::Result<ImageReader<R>>,
+    open: impl Fn() -> io::Result<ImageReader<R>>,
+    max_pixels: u64,
 ) -> Result<DynamicImage> {
-    reader
+    let decode_error = |e: image::ImageError| match e {
+        image::ImageError::IoError(source)
+            if !matches!(
+                source.kind(),
+                io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
+            ) =>
+        {
+            ImageError::Io {
+                file: file.to_path_buf(),
+                source,
+            }
+        }
+        image::ImageError::Unsupported(u)
+            if matches!(u.kind(), image::error::UnsupportedErrorKind::Format(_)) =>
+        {
+            ImageError::UnsupportedFormat {
+                file: file.to_path_buf(),
+                extension: extension(file),
+            }
+        }
+        e => ImageError::Decode {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        },
+    };
+    let (width, height) = open()
+        .map_err(io_error(file))?
+        .into_dimensions()
+        .map_err(decode_error)?;
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(ImageError::TooManyPixels {
+            file: file.to_path_buf(),
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    open()
         .map_err(io_error(file))?
         .decode()
-        .map_err(|e| match e {
-            image::ImageError::IoError(source)
-                if !matches!(
-                    source.kind(),
-                    io::ErrorKind::UnexpectedEof | io::ErrorKind::InvalidData
-                ) =>
-            {
-                ImageError::Io {
-                    file: file.to_path_buf(),
-                    source,
-                }
-            }
-            image::ImageError::Unsupported(u)
-                if matches!(u.kind(), image::error::UnsupportedErrorKind::Format(_)) =>
-            {
-                ImageError::UnsupportedFormat {
-                    file: file.to_path_buf(),
-                    extension: extension(file),
-                }
-            }
-            e => ImageError::Decode {
-                file: file.to_path_buf(),
-                message: e.to_string(),
-            },
-        })
+        .map_err(decode_error)
 }
 
 /// Converts to `channels` (1 or 3) and `(h, w)` (resizing when different); returns CHW values.
@@ -1098,8 +1159,20 @@ mod tests {
         let rgb = ImageOptions {
             channels: ChannelMode::Rgb,
             size: Some((2, 3)),
+            ..ImageOptions::default()
         };
         let set = read_image_folder(dir.path(), &rgb).unwrap();
+        // An image over the pixel limit is refused from its header, naming it.
+        let small = ImageOptions {
+            max_pixels: Some(5),
+            ..rgb.clone()
+        };
+        match read_image_folder(dir.path(), &small).unwrap_err() {
+            e @ ImageError::TooManyPixels { limit: 5, .. } => {
+                assert!(e.to_string().contains("--max-pixels"), "{e}")
+            }
+            other => panic!("expected TooManyPixels, got {other}"),
+        }
         assert_eq!(set.shape(), [3, 2, 3]);
         assert_eq!(set.values.len(), 3 * 18);
         let dog = set.image(2);

@@ -171,10 +171,11 @@ impl<E: EncoderSpec> ModelSpec<E> {
     /// Reads a spec file: TOML when the extension is `.toml`, JSON otherwise.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, SpecError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::weights::read_bounded_text(path, crate::weights::MAX_JSON_BYTES)
+            .map_err(|source| SpecError::Io {
+                file: path.to_path_buf(),
+                source,
+            })?;
         let parsed = if path.extension().is_some_and(|e| e == "toml") {
             Self::from_toml_str(&text)
         } else {

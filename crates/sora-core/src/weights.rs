@@ -101,6 +101,62 @@ pub fn save_safetensors<M: ModuleSnapshot>(model: &M, path: &Path) -> Result<(),
     })
 }
 
+/// The largest weights file read ([`load_safetensors`], checkpoints): 4 GiB.
+pub const MAX_WEIGHTS_BYTES: u64 = 4 << 30;
+/// The largest JSON or TOML file of a model read (spec, pipeline, vocabulary, manifest): 1 GiB.
+pub const MAX_JSON_BYTES: u64 = 1 << 30;
+
+/// Reads a whole file that must be a regular file (a link is followed) of at most `limit`
+/// bytes. A device, a pipe or a folder (`model.safetensors` linked to `/dev/zero`, say) is
+/// refused before anything is read, and so is a file over the limit: an
+/// [`InvalidInput`](std::io::ErrorKind::InvalidInput) error saying which.
+pub fn read_bounded(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    check_regular(path, limit)?;
+    let mut bytes = Vec::new();
+    // A file that grows while it is read is cut at the limit, then refused.
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(std::fs::File::open(path)?, limit + 1),
+        &mut bytes,
+    )?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64, limit));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`] as UTF-8 text.
+pub fn read_bounded_text(path: &Path, limit: u64) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, limit)?)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Checks that `path` is a regular file (a link is followed) of at most `limit` bytes.
+pub fn check_regular(path: &Path, limit: u64) -> std::io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a folder"
+        } else {
+            "a device, pipe or socket"
+        };
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("not a regular file ({what})"),
+        ));
+    }
+    if meta.len() > limit {
+        return Err(too_large(meta.len(), limit));
+    }
+    Ok(())
+}
+
+fn too_large(size: u64, limit: u64) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!("{size} bytes, more than the {limit} bytes read of such a file"),
+    )
+}
+
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = match path.parent() {
@@ -256,7 +312,7 @@ pub fn load_safetensors_bytes<M: ModuleSnapshot>(
 
 /// Reads `path` and loads it into `model` (see [`load_safetensors_bytes`]).
 pub fn load_safetensors<M: ModuleSnapshot>(model: M, path: &Path) -> Result<M, WeightsError> {
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+    let bytes = read_bounded(path, MAX_WEIGHTS_BYTES).map_err(|source| WeightsError::Io {
         file: path.to_path_buf(),
         source,
     })?;

@@ -660,11 +660,12 @@ impl FittedPipeline {
     /// Reads a pipeline written by [`FittedPipeline::save_json`].
     pub fn load_json(path: &Path) -> Result<Self> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::Io {
+        let reader = crate::table::open_regular(path).map_err(|e| DataError::Io {
             file: file.clone(),
             source: e,
         })?;
-        serde_json::from_str(&text).map_err(|e| DataError::Json { file, source: e })
+        serde_json::from_reader(std::io::BufReader::new(reader))
+            .map_err(|e| DataError::Json { file, source: e })
     }
 
     fn encode_target_cell(&self, table: &Table, row: usize, col: usize) -> Result<Target> {

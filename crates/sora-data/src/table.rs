@@ -45,7 +45,7 @@ impl Table {
     /// See [`Table::from_reader`] for the format accepted.
     pub fn read_csv(path: &Path) -> Result<Table> {
         let source = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|e| DataError::Io {
+        let file = open_regular(path).map_err(|e| DataError::Io {
             file: source.clone(),
             source: e,
         })?;
@@ -499,4 +499,21 @@ mod tests {
         assert_eq!(t.cell(0, 1), "2,5");
         assert!(t.source().ends_with("x.csv"));
     }
+}
+
+/// Opens a file that must be a regular file (a link is followed): a device, a pipe or a
+/// folder (a data file linked to `/dev/zero`, say) is refused before anything is read.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            if meta.is_dir() {
+                "not a regular file (a folder)"
+            } else {
+                "not a regular file (a device, pipe or socket)"
+            },
+        ));
+    }
+    std::fs::File::open(path)
 }

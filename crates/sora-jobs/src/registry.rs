@@ -258,8 +258,11 @@ impl Registry {
 
     /// Reads a model directory of any registered kind: the manifest names the kind, which
     /// reads its files. A directory without a manifest (Sora 0.1) is recognised by
-    /// [`legacy_kind`], and [`Loaded::legacy`] says so.
+    /// [`legacy_kind`], and [`Loaded::legacy`] says so; a save interrupted by a crash is
+    /// repaired first ([`Loaded::recovered`]).
     pub fn load_any(&self, dir: &Path, device: &Device) -> Result<Loaded> {
+        // A save interrupted by a crash is finished (or undone) before anything is read.
+        let recovered = sora_train::ModelDir::new(dir).recover()?;
         if !dir.is_dir() {
             return Err(JobError::NotAModel {
                 dir: dir.to_path_buf(),
@@ -288,6 +291,7 @@ impl Registry {
             kind: kind.name(),
             dir: dir.to_path_buf(),
             legacy,
+            recovered,
         })
     }
 }
@@ -321,6 +325,10 @@ pub struct Loaded {
     pub dir: PathBuf,
     /// Set when the directory has no manifest (written by Sora 0.1).
     pub legacy: Option<Legacy>,
+    /// What was repaired of a save interrupted by a crash ([`ModelDir::recover`]).
+    ///
+    /// [`ModelDir::recover`]: sora_train::ModelDir::recover
+    pub recovered: Vec<String>,
 }
 
 impl Loaded {
@@ -379,7 +387,8 @@ pub fn legacy_kind(dir: &Path) -> Result<Option<&'static str>> {
         Some("text")
     } else if has("input.json") {
         let file = dir.join("input.json");
-        let bytes = std::fs::read(&file).map_err(JobError::io(&file))?;
+        let bytes = sora_core::weights::read_bounded(&file, sora_core::weights::MAX_JSON_BYTES)
+            .map_err(JobError::io(&file))?;
         let value: serde_json::Value =
             serde_json::from_slice(&bytes).map_err(|e| JobError::Parse {
                 file: file.clone(),

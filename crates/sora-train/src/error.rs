@@ -108,6 +108,17 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    /// A save would replace what is not a model directory.
+    #[error(
+        "{}: exists and is {what}; it is not replaced (choose another --out, or move it away)",
+        .path.display()
+    )]
+    NotReplaced {
+        /// The path given.
+        path: PathBuf,
+        /// What is there.
+        what: String,
+    },
     /// A JSON file is malformed.
     #[error("{}: {source}", .file.display())]
     Json {

@@ -20,7 +20,19 @@ pub struct EpochRecord {
     pub valid_loss: Option<f64>,
     /// Validation accuracy, for a classifier with a validation set.
     pub valid_accuracy: Option<f64>,
-    /// Wall-clock seconds of the epoch (training and validation).
+    /// Wall-clock seconds of the epoch (training and validation). Not part of
+    /// `history.json`, which the same seed writes byte for byte the same:
+    /// [`History::save_timings`] writes them apart.
+    #[serde(default, skip_serializing)]
+    pub seconds: f64,
+}
+
+/// The wall-clock seconds of each epoch, as `timings.json` holds them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochTiming {
+    /// Epoch number (1-based).
+    pub epoch: usize,
+    /// Wall-clock seconds of the epoch.
     pub seconds: f64,
 }
 
@@ -44,7 +56,23 @@ pub fn register_font() {
 }
 
 impl History {
-    /// Writes the history as pretty JSON, atomically.
+    /// Writes each epoch's wall-clock seconds as pretty JSON, atomically: the one file of a
+    /// model directory that differs from run to run of the same seed.
+    pub fn save_timings(&self, path: &Path) -> Result<(), TrainError> {
+        let timings: Vec<EpochTiming> = self
+            .epochs
+            .iter()
+            .map(|e| EpochTiming {
+                epoch: e.epoch,
+                seconds: e.seconds,
+            })
+            .collect();
+        let text = serde_json::to_vec_pretty(&timings).expect("timings serialise");
+        sora_core::weights::write_atomic(path, &text).map_err(TrainError::io(path))
+    }
+
+    /// Writes the history as pretty JSON, atomically (without the epochs' wall-clock
+    /// seconds: see [`save_timings`](Self::save_timings)).
     pub fn save_json(&self, path: &Path) -> Result<(), TrainError> {
         let text = serde_json::to_vec_pretty(self).expect("history serialises");
         sora_core::weights::write_atomic(path, &text).map_err(TrainError::io(path))
@@ -52,7 +80,8 @@ impl History {
 
     /// Reads a history written by [`save_json`](Self::save_json).
     pub fn load_json(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read(path).map_err(TrainError::io(path))?;
+        let text = sora_core::weights::read_bounded(path, sora_core::weights::MAX_JSON_BYTES)
+            .map_err(TrainError::io(path))?;
         serde_json::from_slice(&text).map_err(|source| TrainError::Json {
             file: path.to_path_buf(),
             source,

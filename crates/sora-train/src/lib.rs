@@ -23,7 +23,7 @@ mod trainer;
 pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule, TrainConfig};
 pub use data::{ArrayData, Augmentation, TabularData, TargetBatch, Targets, TokenData, TrainData};
 pub use error::{Result, TrainError};
-pub use history::{EpochRecord, History, register_font};
+pub use history::{EpochRecord, EpochTiming, History, register_font};
 pub use manifest::{
     FORMAT, FORMAT_VERSION, InputField, InputSummary, MANIFEST_FILE, Manifest, ManifestError,
     SORA_VERSION,

@@ -213,11 +213,12 @@ impl Manifest {
     /// lists is there).
     pub fn read(dir: &Path) -> Result<Option<Self>, ManifestError> {
         let file = dir.join(MANIFEST_FILE);
-        let bytes = match std::fs::read(&file) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(ManifestError::Io { file, source }),
-        };
+        let bytes =
+            match sora_core::weights::read_bounded(&file, sora_core::weights::MAX_JSON_BYTES) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(source) => return Err(ManifestError::Io { file, source }),
+            };
         let manifest = Self::parse(&bytes, &file)?;
         if let Some(missing) = manifest.files.iter().find(|f| !dir.join(f).is_file()) {
             return Err(ManifestError::MissingFile {

@@ -8,6 +8,10 @@
 //! | `train.json` | the [`TrainConfig`] |
 //! | `metrics.json` | evaluation [`Metrics`] (when given) |
 //! | `history.json`, `curves.png` | per-epoch [`History`] and its learning curves (when given) |
+//! | `timings.json` | each epoch's wall-clock seconds (when a history is given) |
+//!
+//! The same seed on the same backend writes every file byte for byte the same, but
+//! `timings.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -50,6 +54,23 @@ pub mod files {
     pub const HISTORY: &str = "history.json";
     /// The learning curves.
     pub const CURVES: &str = "curves.png";
+    /// Each epoch's wall-clock seconds (the one file that differs between runs of a seed).
+    pub const TIMINGS: &str = "timings.json";
+}
+
+/// The infix of a save's staging directory, `.NAME.staging-PID`.
+const STAGING: &str = "staging-";
+/// The infix of the directory a save moves aside, `.NAME.old-PID`.
+const OLD: &str = "old-";
+
+/// Whether process `pid` runs (Linux: `/proc/PID` exists). Elsewhere every process counts as
+/// running, so nothing of another save is ever touched.
+fn process_alive(pid: u32) -> bool {
+    if pid == std::process::id() {
+        return true;
+    }
+    let proc = Path::new("/proc");
+    !proc.is_dir() || proc.join(pid.to_string()).exists()
 }
 
 fn to_json<T: serde::Serialize>(value: &T) -> Vec<u8> {
@@ -95,6 +116,7 @@ impl ModelDir {
             }
             if let Some(h) = history {
                 h.save_json(&staging.join(files::HISTORY))?;
+                h.save_timings(&staging.join(files::TIMINGS))?;
                 h.plot_png(&staging.join(files::CURVES))?;
             }
             for (file, bytes) in extra {
@@ -142,23 +164,11 @@ impl ModelDir {
         manifest: &Manifest,
         write: impl FnOnce(&Path) -> Result<(), TrainError>,
     ) -> Result<(), TrainError> {
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .ok_or_else(|| TrainError::Io {
-                file: self.path.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    "a model directory needs a name",
-                ),
-            })?;
-        let parent = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let (parent, name) = self.parent_and_name()?;
+        self.recover()?;
+        self.check_replaceable()?;
         std::fs::create_dir_all(&parent).map_err(TrainError::io(&parent))?;
-        let staging = parent.join(format!(".{name}.staging-{}", std::process::id()));
+        let staging = parent.join(format!(".{name}.{STAGING}{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         let result = std::fs::create_dir(&staging)
             .map_err(TrainError::io(&staging))
@@ -169,7 +179,9 @@ impl ModelDir {
             return Err(e);
         }
         // Swap: the old directory moves aside, the new one takes its name, the old one goes.
-        let backup = parent.join(format!(".{name}.old-{}", std::process::id()));
+        // A crash between the two renames leaves both beside `path`; `recover` finishes the
+        // swap (the staging directory is complete: its manifest is written last).
+        let backup = parent.join(format!(".{name}.{OLD}{}", std::process::id()));
         let had_old = self.path.exists();
         if had_old {
             std::fs::rename(&self.path, &backup).map_err(TrainError::io(&self.path))?;
@@ -188,6 +200,118 @@ impl ModelDir {
             let _ = std::fs::remove_dir_all(&backup);
         }
         Ok(())
+    }
+
+    fn parent_and_name(&self) -> Result<(PathBuf, String), TrainError> {
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| TrainError::Io {
+                file: self.path.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "a model directory needs a name",
+                ),
+            })?;
+        let parent = match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        Ok((parent, name))
+    }
+
+    /// Refuses to replace what is not a model directory: a file, or a folder that is neither
+    /// empty nor a model directory (it holds no `manifest.json` and no `model.safetensors`).
+    fn check_replaceable(&self) -> Result<(), TrainError> {
+        let meta = match std::fs::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(_) => return Ok(()),
+        };
+        let refuse = |what: &str| {
+            Err(TrainError::NotReplaced {
+                path: self.path.clone(),
+                what: what.to_string(),
+            })
+        };
+        if !meta.is_dir() {
+            return refuse("a file, not a model directory");
+        }
+        let is_model = self.path.join(crate::MANIFEST_FILE).is_file()
+            || self.path.join(files::WEIGHTS).is_file();
+        let empty = std::fs::read_dir(&self.path)
+            .map_err(TrainError::io(&self.path))?
+            .next()
+            .is_none();
+        if !is_model && !empty {
+            return refuse(
+                "a folder that is not a model directory (no manifest.json, no model.safetensors)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Repairs what a save interrupted by a crash left beside the directory, and returns what
+    /// it did. A save builds `.NAME.staging-PID` and swaps it in through `.NAME.old-PID`; for
+    /// a process that is no longer running (on Linux, no `/proc/PID`):
+    ///
+    /// - when the directory itself is missing — the crash fell between the two renames — a
+    ///   complete staging directory (its manifest, written last, is there) takes its place,
+    ///   or else the old directory is put back;
+    /// - any staging or old directory left over is removed.
+    ///
+    /// Entries of running processes (a save in progress) are left alone. Every save runs this
+    /// first, and so does the loader of model directories.
+    pub fn recover(&self) -> Result<Vec<String>, TrainError> {
+        let (parent, name) = self.parent_and_name()?;
+        let Ok(entries) = std::fs::read_dir(&parent) else {
+            return Ok(Vec::new());
+        };
+        let (mut staging, mut old) = (Vec::new(), Vec::new());
+        for entry in entries.flatten() {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let Some(rest) = file.strip_prefix(&format!(".{name}.")) else {
+                continue;
+            };
+            let (kind, pid) = if let Some(pid) = rest.strip_prefix(STAGING) {
+                (&mut staging, pid)
+            } else if let Some(pid) = rest.strip_prefix(OLD) {
+                (&mut old, pid)
+            } else {
+                continue;
+            };
+            if let Ok(pid) = pid.parse::<u32>()
+                && !process_alive(pid)
+            {
+                kind.push(entry.path());
+            }
+        }
+        let mut done = Vec::new();
+        if !self.path.exists() {
+            let complete = staging
+                .iter()
+                .position(|s| s.join(crate::MANIFEST_FILE).is_file());
+            let restored = match complete {
+                Some(i) => Some(("finished an interrupted save from", staging.remove(i))),
+                None => old.pop().map(|o| ("put back the previous model from", o)),
+            };
+            if let Some((what, from)) = restored {
+                std::fs::rename(&from, &self.path).map_err(TrainError::io(&self.path))?;
+                done.push(format!(
+                    "{}: {what} {}",
+                    self.path.display(),
+                    from.display()
+                ));
+            }
+        }
+        for stale in staging.into_iter().chain(old) {
+            std::fs::remove_dir_all(&stale).map_err(TrainError::io(&stale))?;
+            done.push(format!(
+                "removed {}, left by an interrupted save",
+                stale.display()
+            ));
+        }
+        Ok(done)
     }
 
     /// Reads the spec, checks it, allocates the model on `device` and loads the weights,
@@ -227,9 +351,108 @@ impl ModelDir {
         if !path.exists() {
             return Ok(None);
         }
-        let text = std::fs::read(&path).map_err(TrainError::io(&path))?;
+        let text = sora_core::weights::read_bounded(&path, sora_core::weights::MAX_JSON_BYTES)
+            .map_err(TrainError::io(&path))?;
         serde_json::from_slice(&text)
             .map(Some)
             .map_err(|source| TrainError::Json { file: path, source })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InputSummary;
+
+    /// The pid of a process that has ended.
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    fn manifest() -> Manifest {
+        Manifest::new("notes", "none", InputSummary::new("nothing"))
+    }
+
+    fn save(dir: &ModelDir, text: &str) -> Result<(), TrainError> {
+        dir.save_with(&manifest(), |staging| {
+            let file = staging.join("note.txt");
+            std::fs::write(&file, text).map_err(|source| TrainError::Io { file, source })
+        })
+    }
+
+    fn note(path: &Path) -> String {
+        std::fs::read_to_string(path.join("note.txt")).unwrap()
+    }
+
+    #[test]
+    fn an_interrupted_swap_is_finished_or_undone_and_leftovers_go() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = ModelDir::new(root.path().join("m"));
+        let hidden = |infix: &str, pid: u32| root.path().join(format!(".m.{infix}{pid}"));
+        let pid = dead_pid();
+
+        // Killed between the renames, the new model complete: it takes the name.
+        save(&dir, "old").unwrap();
+        std::fs::rename(dir.path(), hidden(OLD, pid)).unwrap();
+        std::fs::create_dir(hidden(STAGING, pid)).unwrap();
+        std::fs::write(hidden(STAGING, pid).join("note.txt"), "new").unwrap();
+        manifest().write_into(&hidden(STAGING, pid)).unwrap();
+        let done = dir.recover().unwrap();
+        assert_eq!(note(dir.path()), "new");
+        assert!(!hidden(OLD, pid).exists() && !hidden(STAGING, pid).exists());
+        assert_eq!(done.len(), 2, "{done:?}");
+
+        // Killed while the new one was being written: the old model comes back.
+        std::fs::rename(dir.path(), hidden(OLD, pid)).unwrap();
+        std::fs::create_dir(hidden(STAGING, pid)).unwrap();
+        dir.recover().unwrap();
+        assert_eq!(note(dir.path()), "new");
+        assert!(!hidden(STAGING, pid).exists());
+
+        // Leftovers beside a sound directory go; a running process's are left alone.
+        std::fs::create_dir(hidden(STAGING, pid)).unwrap();
+        std::fs::create_dir(hidden(OLD, pid)).unwrap();
+        let mine = hidden(STAGING, std::process::id());
+        std::fs::create_dir(&mine).unwrap();
+        dir.recover().unwrap();
+        assert!(!hidden(STAGING, pid).exists() && !hidden(OLD, pid).exists());
+        assert!(mine.exists());
+        std::fs::remove_dir(&mine).unwrap();
+        // A save repairs first, then saves.
+        std::fs::rename(dir.path(), hidden(OLD, pid)).unwrap();
+        save(&dir, "third").unwrap();
+        assert_eq!(note(dir.path()), "third");
+        assert_eq!(std::fs::read_dir(root.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn what_is_not_a_model_directory_is_not_replaced() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("report.txt");
+        std::fs::write(&file, "mine").unwrap();
+        let e = save(&ModelDir::new(&file), "x").unwrap_err();
+        assert!(matches!(e, TrainError::NotReplaced { .. }), "{e}");
+        assert!(
+            e.to_string().contains("report.txt: exists and is a file"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+
+        let folder = root.path().join("photos");
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("cat.png"), "png").unwrap();
+        let e = save(&ModelDir::new(&folder), "x").unwrap_err();
+        assert!(e.to_string().contains("not a model directory"), "{e}");
+        assert!(folder.join("cat.png").is_file());
+
+        // An empty folder and a model directory are replaced.
+        let empty = root.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        save(&ModelDir::new(&empty), "a").unwrap();
+        save(&ModelDir::new(&empty), "b").unwrap();
+        assert_eq!(note(&empty), "b");
     }
 }

@@ -50,6 +50,9 @@ struct RunState {
     best_epoch: usize,
     best_loss: f64,
     history: History,
+    /// Each epoch's wall-clock seconds (the history's own JSON leaves them out).
+    #[serde(default)]
+    seconds: Vec<f64>,
     last_model: String,
     last_optimizer: String,
     best_model: String,
@@ -382,6 +385,7 @@ impl Trainer {
             best_epoch: 0,
             best_loss: f64::INFINITY,
             history: History::default(),
+            seconds: Vec::new(),
             last_model: String::new(),
             last_optimizer: String::new(),
             best_model: String::new(),
@@ -415,7 +419,9 @@ impl Trainer {
                 found: "none".into(),
             })?;
         let state_path = dir.join(STATE_FILE);
-        let text = std::fs::read(&state_path).map_err(TrainError::io(&state_path))?;
+        let text =
+            sora_core::weights::read_bounded(&state_path, sora_core::weights::MAX_JSON_BYTES)
+                .map_err(TrainError::io(&state_path))?;
         let mut state: RunState =
             serde_json::from_slice(&text).map_err(|source| TrainError::Json {
                 file: state_path.clone(),
@@ -441,11 +447,16 @@ impl Trainer {
             });
         }
         state.config = self.config.clone();
+        for (epoch, seconds) in state.history.epochs.iter_mut().zip(&state.seconds) {
+            epoch.seconds = *seconds;
+        }
         self.check_data(&model, train, valid)?;
         let last = load_module(model, &dir.join(&state.last_model))?;
         let best = read_record(&dir.join(&state.best_model))?;
         let optim_path = dir.join(&state.last_optimizer);
-        let bytes = std::fs::read(&optim_path).map_err(TrainError::io(&optim_path))?;
+        let bytes =
+            sora_core::weights::read_bounded(&optim_path, sora_core::weights::MAX_WEIGHTS_BYTES)
+                .map_err(TrainError::io(&optim_path))?;
         let optimizer = self
             .optimizer()
             .from_bytes(Bytes::from_bytes_vec(bytes))
@@ -794,6 +805,7 @@ impl Trainer {
         }
         state.last_model = model_name;
         state.last_optimizer = optim_name;
+        state.seconds = state.history.epochs.iter().map(|e| e.seconds).collect();
         // The state file is the commit point: until it is renamed into place, the previous
         // checkpoint stays the valid one.
         let path = dir.join(STATE_FILE);
@@ -906,7 +918,8 @@ fn write_record(path: &Path, record: ModuleRecord) -> Result<(), TrainError> {
 }
 
 fn read_record(path: &Path) -> Result<ModuleRecord, TrainError> {
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
+    let bytes = sora_core::weights::read_bounded(path, sora_core::weights::MAX_WEIGHTS_BYTES)
+        .map_err(TrainError::io(path))?;
     ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| TrainError::Checkpoint {
         file: path.to_path_buf(),
         message: e.to_string(),

@@ -151,6 +151,9 @@ fn train(args: &TrainArgs, matches: &clap::ArgMatches, registry: &Registry) -> R
 /// Reads a model directory through the one loader, saying so when it has no manifest.
 fn open(dir: &Path, device: &burn::tensor::Device, registry: &Registry) -> Result<Loaded> {
     let loaded = registry.load_any(dir, device)?;
+    for repair in &loaded.recovered {
+        eprintln!("note: {repair}");
+    }
     if let Some(legacy) = &loaded.legacy {
         eprintln!("note: {legacy}");
     }

@@ -12,11 +12,16 @@ pub struct Corpus {
     pub source: String,
 }
 
+/// The largest text file a language model is trained on or evaluated with: 1 GiB.
+pub const MAX_TEXT_BYTES: u64 = 1 << 30;
+
 /// Reads a plain UTF-8 text file into lines (`\n` or `\r\n` line ends).
 pub fn load_text(path: &Path) -> Result<Corpus> {
-    let bytes = std::fs::read(path).map_err(|source| GenerateError::Io {
-        file: path.to_path_buf(),
-        source,
+    let bytes = sora_core::weights::read_bounded(path, MAX_TEXT_BYTES).map_err(|source| {
+        GenerateError::Io {
+            file: path.to_path_buf(),
+            source,
+        }
     })?;
     let text = String::from_utf8(bytes).map_err(|e| GenerateError::NotUtf8 {
         file: path.to_path_buf(),

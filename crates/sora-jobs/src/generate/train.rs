@@ -393,6 +393,7 @@ impl GenerateRun {
             write(files::TRAIN, &to_json(&self.config))?;
             write(files::METRICS, &to_json(&metrics))?;
             self.history.save_json(&staging.join(files::HISTORY))?;
+            self.history.save_timings(&staging.join(files::TIMINGS))?;
             self.history.plot_png(&staging.join(files::CURVES))?;
             Ok(())
         })?;

@@ -192,6 +192,9 @@ pub struct ImageTrainOptions {
     /// Augmentation: random translation by up to this many pixels.
     #[arg(long, default_value_t = Augment::default().max_translate)]
     pub translate: usize,
+    /// The most pixels an image file may have; a larger one is refused before it is decoded.
+    #[arg(long, default_value_t = sora_conv::images::DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
 }
 
 /// Image channels as the command line names them.
@@ -375,6 +378,7 @@ impl Kind for Image {
         config.load.image = ImageOptions {
             channels: o.channels.into(),
             size: o.image_size,
+            max_pixels: Some(o.max_pixels),
         };
         config.augment = Augment {
             crop_padding: o.crop_padding,

@@ -167,6 +167,7 @@ impl MediaModel {
                         ChannelMode::Rgb
                     },
                     size: Some((*height, *width)),
+                    ..ImageOptions::default()
                 },
                 ..LoadOptions::default()
             },

@@ -19,10 +19,11 @@ pub enum ConvSpec {
 impl ConvSpec {
     /// The `encoder.kind` of a spec file (JSON, or TOML by extension), when it has one.
     pub fn encoder_kind(path: &Path) -> Result<Option<String>> {
-        let text = std::fs::read_to_string(path).map_err(|source| SpecError::Io {
-            file: path.to_path_buf(),
-            source,
-        })?;
+        let text = sora_core::weights::read_bounded_text(path, sora_core::weights::MAX_JSON_BYTES)
+            .map_err(|source| SpecError::Io {
+                file: path.to_path_buf(),
+                source,
+            })?;
         Ok(if path.extension().is_some_and(|e| e == "toml") {
             toml::from_str::<toml::Value>(&text)
                 .ok()

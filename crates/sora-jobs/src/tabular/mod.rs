@@ -288,7 +288,9 @@ impl Kind for Tabular {
         )?;
         let target = common.target.clone().unwrap_or_default();
         if let Some(path) = &o.pipeline {
-            let text = std::fs::read_to_string(path).map_err(JobError::io(path))?;
+            let text =
+                sora_core::weights::read_bounded_text(path, sora_core::weights::MAX_JSON_BYTES)
+                    .map_err(JobError::io(path))?;
             config.pipeline = serde_json::from_str(&text).map_err(|e| JobError::Parse {
                 file: path.clone(),
                 message: e.to_string(),
