@@ -329,6 +329,23 @@ fn check_headers(headers: &[String], source: &str) -> Result<()> {
     Ok(())
 }
 
+/// Opens a file that must be a regular file (a link is followed): a device, a pipe or a
+/// folder (a data file linked to `/dev/zero`, say) is refused before anything is read.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            if meta.is_dir() {
+                "not a regular file (a folder)"
+            } else {
+                "not a regular file (a device, pipe or socket)"
+            },
+        ));
+    }
+    std::fs::File::open(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,21 +516,4 @@ mod tests {
         assert_eq!(t.cell(0, 1), "2,5");
         assert!(t.source().ends_with("x.csv"));
     }
-}
-
-/// Opens a file that must be a regular file (a link is followed): a device, a pipe or a
-/// folder (a data file linked to `/dev/zero`, say) is refused before anything is read.
-pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            if meta.is_dir() {
-                "not a regular file (a folder)"
-            } else {
-                "not a regular file (a device, pipe or socket)"
-            },
-        ));
-    }
-    std::fs::File::open(path)
 }
