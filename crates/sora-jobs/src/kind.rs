@@ -8,7 +8,7 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use sora_train::{OptimizerConfig, Parallel, Progress, TrainConfig};
+use sora_train::{CheckpointEvery, OptimizerConfig, Parallel, Progress, TrainConfig, Trainer};
 
 use crate::{JobError, Model, Result};
 
@@ -129,6 +129,29 @@ pub struct RunContext {
     pub leader: bool,
     /// Whether the run prints what it does (its data, split, model, outcome).
     pub verbose: bool,
+    /// Where the run keeps its checkpoints, if it writes any.
+    pub checkpoints: Option<Checkpoints>,
+}
+
+/// Where a run keeps its checkpoints and how often it writes them.
+///
+/// A kind's run has one or more phases (a recommender trains a rating model, then a
+/// ranker), each with its own subdirectory of `dir`; a phase finds its checkpoint there and
+/// continues from it, so a run started again with the same config and data continues where
+/// the interrupted one stopped, and ends with the same weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoints {
+    /// The run's checkpoint directory.
+    pub dir: PathBuf,
+    /// How often each phase writes one (its last epoch always is).
+    pub every: CheckpointEvery,
+}
+
+impl Checkpoints {
+    /// The directory of one phase of the run.
+    pub fn phase(&self, phase: &str) -> PathBuf {
+        self.dir.join(phase)
+    }
 }
 
 impl RunContext {
@@ -139,7 +162,32 @@ impl RunContext {
             parallel: Parallel::None,
             leader: true,
             verbose: true,
+            checkpoints: None,
         }
+    }
+
+    /// The same run, writing checkpoints (and continuing from those it finds).
+    pub fn with_checkpoints(mut self, checkpoints: Checkpoints) -> Self {
+        self.checkpoints = Some(checkpoints);
+        self
+    }
+
+    /// The trainer of one phase of the run (`phase` names its checkpoint subdirectory): on
+    /// the run's device, data-parallel as the run is, writing the phase's checkpoints. Train
+    /// with [`Trainer::fit_or_resume`], which continues from a checkpoint it finds.
+    pub fn trainer(
+        &self,
+        phase: &str,
+        config: TrainConfig,
+    ) -> std::result::Result<Trainer, sora_train::TrainError> {
+        let mut trainer =
+            Trainer::new(config, &self.device).with_parallel(self.parallel.clone())?;
+        if let Some(c) = &self.checkpoints {
+            trainer = trainer
+                .with_checkpoints(c.phase(phase))
+                .with_checkpoint_every(c.every);
+        }
+        Ok(trainer)
     }
 
     /// A run on one device that prints nothing of its own.

@@ -68,8 +68,8 @@ pub mod text;
 pub use error::{JobError, Result, Verb};
 pub use generation::{GenerateRequest, Generated};
 pub use kind::{
-    CommonOptions, DEFAULT_SEED, DataSource, EARLY_STOPPING_MIN_DELTA, Holdout, JobConfig, Kind,
-    LoopDefaults, OptimizerKind, ProgressMode, RunContext, Trained,
+    Checkpoints, CommonOptions, DEFAULT_SEED, DataSource, EARLY_STOPPING_MIN_DELTA, Holdout,
+    JobConfig, Kind, LoopDefaults, OptimizerKind, ProgressMode, RunContext, Trained,
 };
 pub use model::{
     Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, Medium, Model, ModelInfo,

@@ -10,6 +10,7 @@
 //!
 //! The same seed on the same backend gives bit-identical weights.
 
+pub mod checkpoint;
 mod config;
 mod data;
 mod error;
@@ -20,6 +21,7 @@ mod model_dir;
 pub mod parallel;
 mod trainer;
 
+pub use checkpoint::CheckpointEvery;
 pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule, TrainConfig};
 pub use data::{ArrayData, Augmentation, TabularData, TargetBatch, Targets, TokenData, TrainData};
 pub use error::{Result, TrainError};

@@ -14,7 +14,7 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::store::ModuleRecord;
 use burn::tensor::activation::softmax;
-use burn::tensor::{Bytes, Device, Tensor};
+use burn::tensor::{Device, Tensor};
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand::seq::SliceRandom;
@@ -22,6 +22,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sora_core::{Encoder, Model};
 
+use crate::checkpoint::{
+    Cadence, CheckpointEvery, CheckpointFiles, STATE_FILE, load_module, read_optimizer,
+    read_record, write_state,
+};
 use crate::parallel::{Collective, Flatten, Unflatten, shard};
 use crate::{
     ClassificationMetrics, EpochRecord, History, Metrics, OptimizerConfig, Progress,
@@ -53,12 +57,9 @@ struct RunState {
     /// Each epoch's wall-clock seconds (the history's own JSON leaves them out).
     #[serde(default)]
     seconds: Vec<f64>,
-    last_model: String,
-    last_optimizer: String,
-    best_model: String,
+    #[serde(flatten)]
+    files: CheckpointFiles,
 }
-
-const STATE_FILE: &str = "state.json";
 
 /// Trains [`Model`]s on one device.
 ///
@@ -92,6 +93,7 @@ pub struct Trainer {
     config: TrainConfig,
     device: Device,
     checkpoint_dir: Option<PathBuf>,
+    checkpoint_every: CheckpointEvery,
     parallel: Parallel,
 }
 
@@ -191,6 +193,7 @@ impl Trainer {
             config,
             device: device.clone().without_autodiff(),
             checkpoint_dir: None,
+            checkpoint_every: CheckpointEvery::default(),
             parallel: Parallel::None,
         }
     }
@@ -229,10 +232,22 @@ impl Trainer {
         }
     }
 
-    /// Writes checkpoints (best and last, atomically) into `dir` after every epoch.
+    /// Writes checkpoints (best and last, atomically) into `dir`: after every epoch, unless
+    /// [`with_checkpoint_every`](Self::with_checkpoint_every) says otherwise.
     pub fn with_checkpoints(mut self, dir: impl Into<PathBuf>) -> Self {
         self.checkpoint_dir = Some(dir.into());
         self
+    }
+
+    /// How often checkpoints are written (the last epoch of a run always is).
+    pub fn with_checkpoint_every(mut self, every: CheckpointEvery) -> Self {
+        self.checkpoint_every = every;
+        self
+    }
+
+    /// The directory checkpoints are written to, if any.
+    pub fn checkpoint_dir(&self) -> Option<&Path> {
+        self.checkpoint_dir.as_deref()
     }
 
     /// The training configuration.
@@ -386,12 +401,30 @@ impl Trainer {
             best_loss: f64::INFINITY,
             history: History::default(),
             seconds: Vec::new(),
-            last_model: String::new(),
-            last_optimizer: String::new(),
-            best_model: String::new(),
+            files: CheckpointFiles::default(),
         };
         let best = model.clone().into_record();
         self.run(model, best, optimizer, state, train, valid)
+    }
+
+    /// [`resume`](Self::resume)s the run when the trainer's checkpoint directory holds a
+    /// checkpoint of it, [`fit`](Self::fit)s otherwise: a run started again after an
+    /// interruption continues where it stopped (a checkpoint of a different config is
+    /// refused, see `resume`).
+    pub fn fit_or_resume<E, D>(
+        &self,
+        model: Model<E>,
+        train: &D,
+        valid: Option<&D>,
+    ) -> Result<Fitted<Model<E>>, TrainError>
+    where
+        E: Encoder,
+        D: TrainData<Input = E::Input>,
+    {
+        match &self.checkpoint_dir {
+            Some(dir) if dir.join(STATE_FILE).exists() => self.resume(model, train, valid),
+            _ => self.fit(model, train, valid),
+        }
     }
 
     /// Continues the run whose checkpoints are in the trainer's checkpoint directory, from
@@ -451,19 +484,16 @@ impl Trainer {
             epoch.seconds = *seconds;
         }
         self.check_data(&model, train, valid)?;
-        let last = load_module(model, &dir.join(&state.last_model))?;
-        let best = read_record(&dir.join(&state.best_model))?;
-        let optim_path = dir.join(&state.last_optimizer);
-        let bytes =
-            sora_core::weights::read_bounded(&optim_path, sora_core::weights::MAX_WEIGHTS_BYTES)
-                .map_err(TrainError::io(&optim_path))?;
-        let optimizer = self
-            .optimizer()
-            .from_bytes(Bytes::from_bytes_vec(bytes))
-            .map_err(|e| TrainError::Checkpoint {
-                file: optim_path,
-                message: e.to_string(),
-            })?;
+        let last = load_module(model, &dir.join(&state.files.last_model))?;
+        let best = read_record(&dir.join(&state.files.best_model))?;
+        let optimizer = read_optimizer(&dir.join(&state.files.last_optimizer), self.optimizer())?;
+        if self.is_leader() && self.config.progress != Progress::Quiet {
+            println!(
+                "continuing from the checkpoint of epoch {} in {}",
+                state.epochs_done,
+                dir.display()
+            );
+        }
         self.run(last, best, optimizer, state, train, valid)
     }
 
@@ -495,8 +525,21 @@ impl Trainer {
         let mut stopped_early = false;
         let mut order: Vec<usize> = (0..n).collect();
         let mut since_best = state.epochs_done - state.best_epoch.min(state.epochs_done);
+        let mut cadence = Cadence::new(self.checkpoint_every);
+        // Whether the best weights changed since the last checkpoint.
+        let mut best_unsaved = false;
+        // A resumed run whose checkpoint is the epoch early stopping ended on.
+        if let Some(es) = &cfg.early_stopping
+            && state.epochs_done > 0
+            && since_best >= es.patience
+        {
+            stopped_early = state.epochs_done < cfg.epochs;
+        }
 
         for epoch in state.epochs_done..cfg.epochs {
+            if stopped_early {
+                break;
+            }
             let start = Instant::now();
             // Every epoch's randomness derives from (seed, epoch) alone, so a resumed run
             // draws exactly what an uninterrupted one would.
@@ -592,6 +635,7 @@ impl Trainer {
                 // A record, not a clone: a clone shares the batch-norm running statistics
                 // with the model that goes on training.
                 best = model.clone().into_record();
+                best_unsaved = true;
                 since_best = 0;
             } else {
                 since_best += 1;
@@ -605,18 +649,23 @@ impl Trainer {
                 println!("{line}");
             }
             state.history.epochs.push(record);
-            if let Some(dir) = self.checkpoint_dir.as_ref().filter(|_| self.is_leader()) {
+            let stopping = cfg
+                .early_stopping
+                .as_ref()
+                .is_some_and(|es| since_best >= es.patience);
+            if let Some(dir) = self.checkpoint_dir.as_ref().filter(|_| self.is_leader())
+                && cadence.due(stopping || epoch + 1 == cfg.epochs)
+            {
                 self.save_checkpoint(
                     dir,
                     &mut state,
                     &model,
                     &optimizer,
-                    improved.then_some(&best),
+                    best_unsaved.then_some(&best),
                 )?;
+                best_unsaved = false;
             }
-            if let Some(es) = &cfg.early_stopping
-                && since_best >= es.patience
-            {
+            if stopping {
                 stopped_early = epoch + 1 < cfg.epochs;
                 break;
             }
@@ -781,42 +830,18 @@ impl Trainer {
         optimizer: &ModuleOptimizer,
         best: Option<&ModuleRecord>,
     ) -> Result<(), TrainError> {
-        std::fs::create_dir_all(dir).map_err(TrainError::io(dir))?;
-        let epoch = state.epochs_done;
-        let old = (
-            state.last_model.clone(),
-            state.last_optimizer.clone(),
-            state.best_model.clone(),
-        );
-        let model_name = format!("model-{epoch}.bpk");
-        write_record(&dir.join(&model_name), model.clone().into_record())?;
-        let optim_name = format!("optimizer-{epoch}.bpk");
-        let optim_path = dir.join(&optim_name);
-        let bytes = optimizer.into_bytes().map_err(|e| TrainError::Checkpoint {
-            file: optim_path.clone(),
-            message: e.to_string(),
-        })?;
-        sora_core::weights::write_atomic(&optim_path, &bytes)
-            .map_err(TrainError::io(&optim_path))?;
-        if let Some(best) = best {
-            let best_name = format!("best-{epoch}.bpk");
-            write_record(&dir.join(&best_name), best.clone())?;
-            state.best_model = best_name;
-        }
-        state.last_model = model_name;
-        state.last_optimizer = optim_name;
+        let old = state.files.write(
+            dir,
+            state.epochs_done,
+            model.clone().into_record(),
+            optimizer,
+            best.cloned(),
+        )?;
         state.seconds = state.history.epochs.iter().map(|e| e.seconds).collect();
         // The state file is the commit point: until it is renamed into place, the previous
         // checkpoint stays the valid one.
-        let path = dir.join(STATE_FILE);
-        let text = serde_json::to_vec_pretty(&state).expect("run state serialises");
-        sora_core::weights::write_atomic(&path, &text).map_err(TrainError::io(&path))?;
-        for stale in [old.0, old.1, old.2] {
-            let keep = [&state.last_model, &state.last_optimizer, &state.best_model];
-            if !stale.is_empty() && !keep.contains(&&stale) {
-                let _ = std::fs::remove_file(dir.join(stale));
-            }
-        }
+        write_state(dir, state)?;
+        state.files.remove_stale(dir, &old);
         Ok(())
     }
 
@@ -907,31 +932,4 @@ fn epoch_line(r: &EpochRecord, epochs: usize, improved: bool) -> String {
         line.push_str("  *");
     }
     line
-}
-
-fn write_record(path: &Path, record: ModuleRecord) -> Result<(), TrainError> {
-    let bytes = record.into_bytes().map_err(|e| TrainError::Checkpoint {
-        file: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    sora_core::weights::write_atomic(path, &bytes).map_err(TrainError::io(path))
-}
-
-fn read_record(path: &Path) -> Result<ModuleRecord, TrainError> {
-    let bytes = sora_core::weights::read_bounded(path, sora_core::weights::MAX_WEIGHTS_BYTES)
-        .map_err(TrainError::io(path))?;
-    ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| TrainError::Checkpoint {
-        file: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
-fn load_module<M: Module>(model: M, path: &Path) -> Result<M, TrainError> {
-    let record = read_record(path)?;
-    model
-        .try_load_record(record)
-        .map_err(|e| TrainError::Checkpoint {
-            file: path.to_path_buf(),
-            message: e.to_string(),
-        })
 }

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use sora::device::DeviceChoice;
 use sora::jobs::explain::ExplainRequest;
 use sora::jobs::{CommonOptions, GenerateRequest};
+use sora::train::CheckpointEvery;
 
 /// Small, efficient, explainable neural networks on small data.
 #[derive(Debug, Parser)]
@@ -122,6 +123,29 @@ pub struct TrainArgs {
     /// `mpi` feature); each rank takes its shard of every batch, rank 0 saves.
     #[arg(long, value_enum)]
     pub distributed: Option<sora::Distributed>,
+    /// Write a checkpoint every N epochs, or after the first epoch that ends a time after
+    /// the last one (`90s`, `2m`); `0` writes none. Checkpoints live in `.NAME.checkpoints/`
+    /// beside `--out` until the model is saved; `--resume` continues from them.
+    #[arg(long, value_name = "EVERY", default_value = "60s", value_parser = parse_checkpoint_every)]
+    pub checkpoint_every: Checkpointing,
+    /// Continue the interrupted run that was writing DIR (its `--out`), with the options and
+    /// data it was started with: it ends with the weights the uninterrupted run would have.
+    #[arg(long, value_name = "DIR", exclusive = true)]
+    pub resume: Option<PathBuf>,
+}
+
+/// `--checkpoint-every`: how often, or `None` for `0`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checkpointing(pub Option<CheckpointEvery>);
+
+fn parse_checkpoint_every(s: &str) -> Result<Checkpointing, String> {
+    match s.trim() {
+        "0" => Ok(Checkpointing(None)),
+        other => other
+            .parse()
+            .map(|every| Checkpointing(Some(every)))
+            .map_err(|e| format!("{e}, or 0 for none")),
+    }
 }
 
 /// Options of `sora predict`.

@@ -3,6 +3,7 @@
 //! kind trains through the registry ([`sora::jobs::Registry`]).
 
 mod args;
+mod resume;
 
 use std::io::Write;
 use std::path::Path;
@@ -20,10 +21,14 @@ use args::{Cli, Command, ExplainArgs, GenerateArgs, ModelData, PredictArgs, Trai
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// The program's arguments, with every kind's training options.
+fn command(registry: &Registry) -> clap::Command {
+    Cli::command().mut_subcommand("train", |train| registry.augment_train(train))
+}
+
 fn main() -> ExitCode {
     let registry = Registry::builtin();
-    let command = Cli::command().mut_subcommand("train", |train| registry.augment_train(train));
-    let matches = command.get_matches();
+    let matches = command(&registry).get_matches();
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -127,9 +132,76 @@ fn run(cli: Cli, train_matches: Option<&clap::ArgMatches>, registry: &Registry) 
 /// `sora train`: the kind from the data (or `--task`), its config from the flags, trained
 /// and saved.
 fn train(args: &TrainArgs, matches: &clap::ArgMatches, registry: &Registry) -> Result<()> {
+    if let Some(dir) = &args.resume {
+        return continue_run(dir, registry);
+    }
+    let argv: Vec<String> = std::env::args_os()
+        .skip_while(|a| a != "train")
+        .skip(1)
+        .map(|a| {
+            a.into_string().map_err(|a| {
+                anyhow::anyhow!(
+                    "{}: checkpoints keep the command line as text; train with \
+                     --checkpoint-every 0 for arguments that are not UTF-8",
+                    a.to_string_lossy()
+                )
+            })
+        })
+        .collect::<Result<_>>()?;
+    train_run(args, matches, registry, Some(argv))
+}
+
+/// `sora train --resume DIR`: the interrupted run's command line again, continuing from its
+/// checkpoints.
+fn continue_run(dir: &Path, registry: &Registry) -> Result<()> {
+    let started = resume::read(dir)?;
+    let matches = command(registry)
+        .try_get_matches_from(
+            ["sora", "train"]
+                .into_iter()
+                .map(String::from)
+                .chain(started.args),
+        )
+        .context("--resume: the run's saved command line")?;
+    let cli = Cli::from_arg_matches(&matches).context("--resume: the run's saved command line")?;
+    let Command::Train(args) = cli.command else {
+        unreachable!("the saved command line starts with `train`")
+    };
+    let train = matches.subcommand_matches("train").expect("train matches");
+    println!("resuming the run that writes {}", args.out.display());
+    train_run(&args, train, registry, None)
+}
+
+/// Trains and saves; `argv` (the arguments after `train`) starts a new run's checkpoints,
+/// `None` continues from those there are.
+fn train_run(
+    args: &TrainArgs,
+    matches: &clap::ArgMatches,
+    registry: &Registry,
+    argv: Option<Vec<String>>,
+) -> Result<()> {
     let kind = registry.infer(&args.common)?;
     registry.check_flags(kind, matches)?;
-    let setting = sora::run_context(args.device.device, &args.devices, args.distributed)?;
+    let mut setting = sora::run_context(args.device.device, &args.devices, args.distributed)?;
+    let checkpoints = match args.checkpoint_every.0 {
+        Some(every) => Some(sora::jobs::Checkpoints {
+            dir: resume::checkpoint_dir(&args.out)?,
+            every,
+        }),
+        None => None,
+    };
+    if let Some(c) = &checkpoints {
+        if let (Some(argv), true) = (argv, setting.context.leader) {
+            let c_ = &args.common;
+            let text = c_.text.as_deref().map(Path::new);
+            let inputs: Vec<&Path> = [c_.data.as_deref(), c_.labels.as_deref(), text]
+                .into_iter()
+                .flatten()
+                .collect();
+            resume::start(&c.dir, argv, &inputs)?;
+        }
+        setting.context.checkpoints = Some(c.clone());
+    }
     let ctx = &setting.context;
     if !setting.devices.is_empty() {
         ctx.say(format!(
@@ -144,6 +216,9 @@ fn train(args: &TrainArgs, matches: &clap::ArgMatches, registry: &Registry) -> R
     }
     println!("{}", run.report());
     run.save(&args.out)?;
+    if let Some(c) = &checkpoints {
+        resume::finish(&c.dir)?;
+    }
     println!("saved {}", args.out.display());
     Ok(())
 }

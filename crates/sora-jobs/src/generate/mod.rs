@@ -53,7 +53,10 @@ use sora_text::lm::{
     LanguageModel, LanguageModelConfig, LmError, LmState, Sampler, SamplingConfig,
 };
 use sora_text::tokenize::{TextError, Tokenizer, TokenizerConfig, VocabConfig, Vocabulary};
-use sora_train::{EpochRecord, History, ModelDir, Progress, TrainError, files};
+use sora_train::checkpoint::{
+    self, CheckpointFiles, load_module, read_optimizer, read_state, write_state,
+};
+use sora_train::{CheckpointEvery, EpochRecord, History, ModelDir, Progress, TrainError, files};
 
 mod baseline;
 mod corpus;
@@ -406,7 +409,7 @@ impl Kind for Generate {
         corpus: Corpus,
         ctx: &RunContext,
     ) -> crate::Result<GenerateRun> {
-        let run = train(&corpus, config, &ctx.device)?;
+        let run = train::train_in(&corpus, config, ctx)?;
         ctx.say(format!(
             "{} training tokens in {} streams, {} held out (the end of the text); {} tokens in the vocabulary; {} parameters",
             run.train_tokens,

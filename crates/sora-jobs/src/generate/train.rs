@@ -232,6 +232,31 @@ pub(super) fn evaluate(
 /// with [`GenerateError::InvalidOption`] or [`GenerateError::Lm`] naming an option out of
 /// range.
 pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Result<GenerateRun> {
+    train_in(corpus, config, &RunContext::quiet(device.clone()))
+}
+
+/// Where a language model's run stands, saved with every checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    config: GenerateConfig,
+    epochs_done: usize,
+    best_epoch: usize,
+    best_loss: f64,
+    history: History,
+    /// Each epoch's wall-clock seconds (the history's own JSON leaves them out).
+    seconds: Vec<f64>,
+    #[serde(flatten)]
+    files: CheckpointFiles,
+}
+
+/// [`train`] in a run's context: its device, and its checkpoints (phase `train`), from
+/// which an interrupted run continues with the weights, optimizer state and history it had.
+pub(super) fn train_in(
+    corpus: &Corpus,
+    config: &GenerateConfig,
+    ctx: &RunContext,
+) -> Result<GenerateRun> {
+    let device = &ctx.device;
     config.check()?;
     if corpus.lines.iter().all(|line| line.trim().is_empty()) {
         return Err(GenerateError::EmptyText {
@@ -285,7 +310,44 @@ pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Resul
 
     let mut history = History::default();
     let mut best: Option<(f64, usize, LanguageModel)> = None;
-    for epoch in 0..config.epochs {
+    let checkpoints = ctx.checkpoints.as_ref().map(|c| c.phase("train"));
+    let mut files = CheckpointFiles::default();
+    let mut first_epoch = 0;
+    if let Some(dir) = &checkpoints
+        && let Some(state) = read_state::<RunState>(dir)?
+    {
+        let state_file = dir.join(checkpoint::STATE_FILE);
+        if state.config != *config || state.epochs_done > config.epochs {
+            return Err(TrainError::Checkpoint {
+                file: state_file,
+                message: "the checkpoint was written by a run with different options".into(),
+            }
+            .into());
+        }
+        model = load_module(model, &dir.join(&state.files.last_model))?;
+        optimizer = read_optimizer(&dir.join(&state.files.last_optimizer), optimizer)?;
+        let best_model = load_module(model.valid(), &dir.join(&state.files.best_model))?;
+        best = Some((state.best_loss, state.best_epoch, best_model));
+        history = state.history;
+        for (epoch, seconds) in history.epochs.iter_mut().zip(&state.seconds) {
+            epoch.seconds = *seconds;
+        }
+        first_epoch = state.epochs_done;
+        files = state.files;
+        if config.progress != Progress::Quiet {
+            println!(
+                "continuing from the checkpoint of epoch {first_epoch} in {}",
+                dir.display()
+            );
+        }
+    }
+    let mut cadence = checkpoint::Cadence::new(
+        ctx.checkpoints
+            .as_ref()
+            .map_or(CheckpointEvery::default(), |c| c.every),
+    );
+    let mut best_unsaved = false;
+    for epoch in first_epoch..config.epochs {
         let started = Instant::now();
         // Dropout masks derive from (seed, epoch) alone, as in sora-train's loop, through a
         // generator of this run's own.
@@ -344,6 +406,31 @@ pub fn train(corpus: &Corpus, config: &GenerateConfig, device: &Device) -> Resul
         });
         if improved {
             best = Some((held_loss, epoch + 1, valid));
+            best_unsaved = true;
+        }
+        if let Some(dir) = &checkpoints
+            && cadence.due(epoch + 1 == config.epochs)
+        {
+            let (best_loss, best_epoch, best_model) = best.as_ref().expect("an epoch ran");
+            let old = files.write(
+                dir,
+                epoch + 1,
+                model.clone().into_record(),
+                &optimizer,
+                best_unsaved.then(|| best_model.clone().into_record()),
+            )?;
+            let state = RunState {
+                config: config.clone(),
+                epochs_done: epoch + 1,
+                best_epoch: *best_epoch,
+                best_loss: *best_loss,
+                history: history.clone(),
+                seconds: history.epochs.iter().map(|e| e.seconds).collect(),
+                files: files.clone(),
+            };
+            write_state(dir, &state)?;
+            files.remove_stale(dir, &old);
+            best_unsaved = false;
         }
     }
     let (_, best_epoch, model) = best.expect("at least one epoch ran");

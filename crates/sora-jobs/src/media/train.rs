@@ -198,8 +198,7 @@ fn split_in(
     if valid.is_none() {
         train_config.early_stopping = None;
     }
-    let trainer =
-        Trainer::new(train_config.clone(), &ctx.device).with_parallel(ctx.parallel.clone())?;
+    let trainer = ctx.trainer("train", train_config.clone())?;
     let (net, report) = match &spec {
         ConvSpec::Conv2d(s) => {
             let (model, report) = fit::<_, 4>(
@@ -321,7 +320,7 @@ where
     }
     let valid = valid.map(|v| data_for::<D>(v, n_classes)).transpose()?;
     let test = data_for::<D>(test, n_classes)?;
-    let fitted = trainer.fit(trainer.init(spec), &train, valid.as_ref())?;
+    let fitted = trainer.fit_or_resume(trainer.init(spec), &train, valid.as_ref())?;
     let test = trainer.evaluate(&fitted.model, &test)?;
     let Fitted {
         model,

@@ -50,7 +50,7 @@ use serde::{Deserialize, Serialize};
 use sora_core::{CheckedSpec, HeadSpec, Model, ModelSpec, SpecError, Task};
 use sora_data::DataError;
 use sora_text::recommend::{Interaction, Pairs, RatingsEncoder, RatingsSpec};
-use sora_train::{OptimizerConfig, Progress, Targets, TrainConfig, TrainData, TrainError, Trainer};
+use sora_train::{OptimizerConfig, Progress, Targets, TrainConfig, TrainData, TrainError};
 
 pub use config::*;
 pub use data::*;
@@ -59,7 +59,7 @@ pub use ranking::*;
 pub use rating::*;
 pub use sora_data::{ITEM_COLUMNS, RatingRange, Ratings, USER_COLUMNS};
 
-use crate::JobError;
+use crate::{JobError, RunContext};
 
 /// What can go wrong in the recommendation job.
 #[derive(Debug, thiserror::Error)]

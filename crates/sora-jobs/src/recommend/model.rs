@@ -86,10 +86,19 @@ pub fn train(
     config: &RecommendConfig,
     device: &Device,
 ) -> Result<(RatingsReport, Option<RankingReport>, RecommenderModel)> {
-    let (report, rating) = fit_ratings(ratings, config, device)?;
+    train_in(ratings, config, &RunContext::quiet(device.clone()))
+}
+
+/// [`train`] in a run's context: its device and checkpoints.
+fn train_in(
+    ratings: &Ratings,
+    config: &RecommendConfig,
+    ctx: &RunContext,
+) -> Result<(RatingsReport, Option<RankingReport>, RecommenderModel)> {
+    let (report, rating) = super::rating::fit_ratings_in(ratings, config, ctx)?;
     let (ranking_report, ranking) = match ratings.timestamps {
         Some(_) => {
-            let (r, m) = fit_ranking(ratings, config, device)?;
+            let (r, m) = super::ranking::fit_ranking_in(ratings, config, ctx)?;
             (Some(r), Some(m))
         }
         None => (None, None),
@@ -472,7 +481,7 @@ impl Kind for Recommend {
         ratings: Ratings,
         ctx: &RunContext,
     ) -> crate::Result<RecommendRun> {
-        let (rating, ranking, model) = train(&ratings, config, &ctx.device)?;
+        let (rating, ranking, model) = train_in(&ratings, config, ctx)?;
         Ok(RecommendRun {
             rating,
             ranking,

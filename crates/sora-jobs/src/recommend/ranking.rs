@@ -195,6 +195,16 @@ pub fn fit_ranking(
     config: &RecommendConfig,
     device: &Device,
 ) -> Result<(RankingReport, Recommender)> {
+    fit_ranking_in(ratings, config, &RunContext::quiet(device.clone()))
+}
+
+/// [`fit_ranking`] in a run's context: its device and checkpoints (phase `ranking`).
+pub(super) fn fit_ranking_in(
+    ratings: &Ratings,
+    config: &RecommendConfig,
+    ctx: &RunContext,
+) -> Result<(RankingReport, Recommender)> {
+    let device = &ctx.device;
     let rc = &config.ranking;
     fraction("valid_fraction", config.valid_fraction)?;
     let times = ratings
@@ -295,8 +305,8 @@ pub fn fit_ranking(
         .with_early_stopping(config.patience, 0.0)
         .with_seed(config.seed)
         .with_progress(config.progress);
-    let trainer = Trainer::new(train_config, device);
-    let fitted = trainer.fit(trainer.init(&spec), &fit_data, Some(&valid_data))?;
+    let trainer = ctx.trainer("ranking", train_config)?;
+    let fitted = trainer.fit_or_resume(trainer.init(&spec), &fit_data, Some(&valid_data))?;
     let seconds = start.elapsed().as_secs_f64();
     let recommender = Recommender {
         spec: spec.clone(),

@@ -65,6 +65,16 @@ pub fn fit_ratings(
     config: &RecommendConfig,
     device: &Device,
 ) -> Result<(RatingsReport, RatingModel)> {
+    fit_ratings_in(ratings, config, &RunContext::quiet(device.clone()))
+}
+
+/// [`fit_ratings`] in a run's context: its device and checkpoints (phase `rating`).
+pub(super) fn fit_ratings_in(
+    ratings: &Ratings,
+    config: &RecommendConfig,
+    ctx: &RunContext,
+) -> Result<(RatingsReport, RatingModel)> {
+    let device = &ctx.device;
     fraction("test_fraction", config.test_fraction)?;
     fraction("valid_fraction", config.valid_fraction)?;
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -132,7 +142,7 @@ pub fn fit_ratings(
         .with_early_stopping(config.patience, 0.0)
         .with_seed(config.seed)
         .with_progress(config.progress);
-    let trainer = Trainer::new(train_config.clone(), device);
+    let trainer = ctx.trainer("rating", train_config.clone())?;
     let mut model = trainer.init(&spec);
     model.encoder = model
         .encoder
@@ -146,7 +156,7 @@ pub fn fit_ratings(
     let values = |r: Vec<f32>| Targets::Values { values: r, d: 1 };
     let fit_data = PairData::new(fu, fi, values(fr))?;
     let valid_data = PairData::new(vu, vi, values(vr))?;
-    let mut fitted = trainer.fit(model, &fit_data, Some(&valid_data))?;
+    let mut fitted = trainer.fit_or_resume(model, &fit_data, Some(&valid_data))?;
     let seconds = start.elapsed().as_secs_f64();
     let valid_rmse = fitted
         .history

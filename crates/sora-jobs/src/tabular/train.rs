@@ -9,9 +9,7 @@ use sora_data::{
     FittedPipeline, Schema, Split, Table, TargetValues, TaskKind, Transformed,
     balanced_class_weights, encode_target,
 };
-use sora_train::{
-    Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, TrainData, Trainer,
-};
+use sora_train::{Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, TrainData};
 
 use super::{
     ClassWeights, PIPELINE_FILE, TabularConfig, TabularError, TabularModel, default_hidden,
@@ -201,9 +199,9 @@ pub(super) fn train_in(
     if train_config.loss.class_weights.is_none() {
         train_config.loss.class_weights = prepared.class_weights(config.class_weights);
     }
-    let trainer =
-        Trainer::new(train_config.clone(), &ctx.device).with_parallel(ctx.parallel.clone())?;
-    let fitted = trainer.fit(trainer.init(&spec), &prepared.train, Some(&prepared.valid))?;
+    let trainer = ctx.trainer("train", train_config.clone())?;
+    let fitted =
+        trainer.fit_or_resume(trainer.init(&spec), &prepared.train, Some(&prepared.valid))?;
     let test = trainer.evaluate(&fitted.model, &prepared.test)?;
     Ok(TabularRun {
         schema: prepared.schema,

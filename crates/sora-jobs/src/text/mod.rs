@@ -38,9 +38,7 @@ use sora_text::tokenize::{
     TextError, Tokenizer, TokenizerConfig, Truncate, VocabConfig, Vocabulary, pad_batch,
 };
 use sora_text::{Cell, SeqPool, TextEncoder, TextSpec};
-use sora_train::{
-    Fitted, History, Metrics, ModelDir, Targets, TokenData, TrainConfig, TrainError, Trainer,
-};
+use sora_train::{Fitted, History, Metrics, ModelDir, Targets, TokenData, TrainConfig, TrainError};
 
 pub use baseline::tfidf_logistic;
 pub use data::{TextData, load, load_csv};

@@ -251,9 +251,8 @@ pub(super) fn train_in(
     if valid_data.is_none() {
         train_config.early_stopping = None;
     }
-    let trainer =
-        Trainer::new(train_config.clone(), &ctx.device).with_parallel(ctx.parallel.clone())?;
-    let fitted = trainer.fit(trainer.init(&checked), &train_data, valid_data.as_ref())?;
+    let trainer = ctx.trainer("train", train_config.clone())?;
+    let fitted = trainer.fit_or_resume(trainer.init(&checked), &train_data, valid_data.as_ref())?;
     let test = trainer.evaluate(&fitted.model, &test_data)?;
     let Fitted {
         model,
