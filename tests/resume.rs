@@ -113,20 +113,38 @@ fn a_run_killed_ten_times_ends_with_the_uninterrupted_weights() {
     run(&args("reference"));
     assert!(!root.path().join(".reference.checkpoints").exists());
 
-    // Kill the run at random moments, resuming it each time, until it has been killed ten
-    // times (bounded: at most 80 starts, 90 s).
+    // Kill the run ten times, resuming it each time (bounded: 90 s). Each kill waits for the
+    // checkpoint to reach a random epoch (ten targets, rising, below 100: patience 100 keeps
+    // the run going past epoch 100) and then for a random few milliseconds more, so kills land
+    // in the middle of epochs and of checkpoint writes; every third start is instead killed
+    // a random 1–40 ms after it starts, mostly before it has trained anything. Progress, not the
+    // clock, decides when to kill, so a faster or slower machine sees the same ten kills.
     let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let mut targets: Vec<u64> = (0..10).map(|_| rng.random_range(2..96)).collect();
+    targets.sort_unstable();
     let started = Instant::now();
+    let limit = Duration::from_secs(90);
     let state = root.path().join(".model.checkpoints/train/state.json");
     let (mut kills, mut starts, mut progress) = (0, 0, Vec::new());
     let resume = ["train".to_string(), "--resume".into(), "model".into()];
     let mut next: Vec<String> = args("model");
     let mut finished = false;
-    while kills < 10 && starts < 80 && started.elapsed() < Duration::from_secs(90) {
+    while progress.len() < 10 && started.elapsed() < limit {
         let argv: Vec<&str> = next.iter().map(String::as_str).collect();
         let mut child = spawn(&argv, root.path());
         starts += 1;
-        std::thread::sleep(Duration::from_millis(rng.random_range(20..250)));
+        if starts % 3 == 0 {
+            std::thread::sleep(Duration::from_millis(rng.random_range(1..40)));
+        } else {
+            let target = targets[progress.len()].max(epochs_done(&state) + 1);
+            while epochs_done(&state) < target
+                && child.try_wait().unwrap().is_none()
+                && started.elapsed() < limit
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::thread::sleep(Duration::from_millis(rng.random_range(0..8)));
+        }
         match child.try_wait().unwrap() {
             Some(status) => {
                 let out = child.wait_with_output().unwrap();
@@ -138,18 +156,20 @@ fn a_run_killed_ten_times_ends_with_the_uninterrupted_weights() {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 kills += 1;
-                progress.push(epochs_done(&state));
+                if starts % 3 != 0 {
+                    progress.push(epochs_done(&state));
+                }
             }
         }
         next = resume.to_vec();
     }
     assert!(
-        kills >= 10 || finished,
+        progress.len() >= 10 || finished,
         "{kills} kills in {starts} starts, {:?}",
         started.elapsed()
     );
     assert!(
-        kills >= 10,
+        progress.len() >= 10,
         "the run ended after {kills} kills: {progress:?}"
     );
     if !finished {
