@@ -350,19 +350,19 @@ pub struct CommonOptions {
     #[arg(long)]
     pub spec: Option<PathBuf>,
     /// Maximum epochs (early stopping usually ends sooner).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub epochs: Option<usize>,
     /// Samples per step.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub batch_size: Option<usize>,
-    /// Learning rate.
-    #[arg(long)]
+    /// Learning rate (a negative value is read as a value, then refused by name).
+    #[arg(long, allow_negative_numbers = true)]
     pub lr: Option<f64>,
     /// Optimizer (SGD with momentum 0.9, Adam, AdamW).
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
     /// Epochs without validation improvement before stopping (0 disables early stopping).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub patience: Option<usize>,
     /// Text and language models: tokens per document (text: default the 95th percentile of
     /// the training lengths, at most 64) or per chunk of truncated back-propagation through

@@ -144,6 +144,19 @@ pub enum ManifestError {
         /// The missing file.
         missing: String,
     },
+    /// A file the manifest lists is there but is not a regular file: a folder, or a link to a
+    /// device, a pipe or a socket (`model.safetensors` linked to `/dev/zero`, say), which is
+    /// never read.
+    #[error(
+        "{}: lists `{name}`, which is not a regular file (a folder, device, pipe or socket)",
+        .file.display()
+    )]
+    NotRegular {
+        /// The manifest file.
+        file: PathBuf,
+        /// The file that is not a regular file.
+        name: String,
+    },
     /// The manifest names another kind of model than the one being read.
     #[error(
         "{}: a `{found}` model, read as a `{expected}` model", .file.display()
@@ -220,10 +233,17 @@ impl Manifest {
                 Err(source) => return Err(ManifestError::Io { file, source }),
             };
         let manifest = Self::parse(&bytes, &file)?;
-        if let Some(missing) = manifest.files.iter().find(|f| !dir.join(f).is_file()) {
-            return Err(ManifestError::MissingFile {
-                file,
-                missing: missing.clone(),
+        if let Some(listed) = manifest.files.iter().find(|f| !dir.join(f).is_file()) {
+            return Err(if dir.join(listed).exists() {
+                ManifestError::NotRegular {
+                    file,
+                    name: listed.clone(),
+                }
+            } else {
+                ManifestError::MissingFile {
+                    file,
+                    missing: listed.clone(),
+                }
             });
         }
         Ok(Some(manifest))

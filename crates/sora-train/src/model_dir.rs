@@ -223,7 +223,9 @@ impl ModelDir {
 
     /// Refuses to replace what is not a model directory: a file, or a folder that is neither
     /// empty nor a model directory (it holds no `manifest.json` and no `model.safetensors`).
-    fn check_replaceable(&self) -> Result<(), TrainError> {
+    /// [`save`](Self::save) checks it; a program checks it before training too, so that a
+    /// refused `--out` costs no training time.
+    pub fn check_replaceable(&self) -> Result<(), TrainError> {
         let meta = match std::fs::symlink_metadata(&self.path) {
             Ok(meta) => meta,
             Err(_) => return Ok(()),

@@ -183,6 +183,7 @@ fn train_run(
     let kind = registry.infer(&args.common)?;
     registry.check_flags(kind, matches)?;
     let mut setting = sora::run_context(args.device.device, &args.devices, args.distributed)?;
+    sora::train::ModelDir::new(&args.out).check_replaceable()?;
     let checkpoints = match args.checkpoint_every.0 {
         Some(every) => Some(sora::jobs::Checkpoints {
             dir: resume::checkpoint_dir(&args.out)?,
@@ -210,7 +211,15 @@ fn train_run(
             setting.devices.join(", ")
         ));
     }
-    let run = kind.train(&args.common, matches, ctx)?;
+    let run = match kind.train(&args.common, matches, ctx) {
+        Ok(run) => run,
+        Err(e) => {
+            if let (Some(c), true) = (&checkpoints, ctx.leader) {
+                resume::abandon(&c.dir);
+            }
+            return Err(e.into());
+        }
+    };
     if !ctx.leader {
         return Ok(());
     }

@@ -142,6 +142,21 @@ pub fn finish(dir: &Path) -> Result<()> {
     }
 }
 
+/// Removes the checkpoints of a run that failed before it checkpointed anything (bad options,
+/// bad data): the folder holds only the command line, and nothing could be resumed from it.
+/// A run that has checkpoints keeps them.
+pub fn abandon(dir: &Path) {
+    let only_command = std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .filter_map(|e| e.ok())
+            .all(|e| e.file_name() == COMMAND_FILE)
+    });
+    if only_command {
+        // Best effort: the run's own error is the one to report.
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
