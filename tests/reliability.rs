@@ -94,3 +94,37 @@ fn a_negative_learning_rate_is_refused_by_name() {
     let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
     assert!(names.is_empty(), "{names:?}");
 }
+
+#[test]
+fn classes_too_small_to_hold_out_are_named_with_what_to_do() {
+    // 40 classes of 3 rows: a stratified 15 % holds out round(3 × 0.15) = 0 rows of each.
+    let root = tempfile::tempdir().unwrap();
+    let csv = root.path().join("rare.csv");
+    let mut text = String::from("x,label\n");
+    for i in 0..120 {
+        text.push_str(&format!("{},c{}\n", i as f64 * 0.5, i / 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let stderr = fails(&[
+        "train",
+        "--data",
+        csv.to_str().unwrap(),
+        "--target",
+        "label",
+        "--progress",
+        "quiet",
+        "--device",
+        &device(),
+        "--out",
+        root.path().join("m").to_str().unwrap(),
+    ]);
+    assert!(
+        stderr.contains("validation part of the split is empty"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("40 classes of at most 3 rows"), "{stderr}");
+    assert!(
+        stderr.contains("fewer than 4 rows (40 of the 40 classes)"),
+        "{stderr}"
+    );
+}

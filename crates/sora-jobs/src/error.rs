@@ -41,6 +41,22 @@ pub enum JobError {
         /// What it was given.
         found: String,
     },
+    /// A part of the seeded split holds no row: too few rows, or classes too small for a
+    /// stratified split to hold any of them out.
+    #[error(
+        "the {part} part of the split is empty: {rows} rows{classes}; {why} Merge or drop the \
+         rare classes, or add rows"
+    )]
+    EmptyPart {
+        /// `training`, `validation` or `test`.
+        part: &'static str,
+        /// Rows split.
+        rows: usize,
+        /// `, in K classes of at most M rows`, for a stratified split.
+        classes: String,
+        /// Why the part came out empty.
+        why: String,
+    },
     /// An option was given that the model kind does not have.
     #[error("{option}: {reason}")]
     OptionNotForKind {

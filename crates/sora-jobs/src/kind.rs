@@ -466,6 +466,50 @@ impl Holdout {
         sora_data::stratified_split(labels, self.valid_fraction, self.test_fraction, seed)
     }
 
+    /// Checks that the validation and test parts of `split` hold rows, and otherwise says
+    /// why not: with `labels`, a stratified split holds out `round(n_c × fraction)` rows of
+    /// each class, so classes smaller than `ceil(0.5 / fraction)` rows give the part none.
+    pub fn require_parts(&self, split: &sora_data::Split, labels: Option<&[usize]>) -> Result<()> {
+        let rows = split.train.len() + split.valid.len() + split.test.len();
+        let parts = [
+            ("validation", &split.valid, self.valid_fraction),
+            ("test", &split.test, self.test_fraction),
+        ];
+        let Some((part, _, fraction)) = parts.into_iter().find(|p| p.1.is_empty()) else {
+            return Ok(());
+        };
+        let needed = (0.5 / fraction).ceil() as usize;
+        let (classes, why) = match labels {
+            Some(labels) => {
+                let mut counts = std::collections::BTreeMap::<usize, usize>::new();
+                for &l in labels {
+                    *counts.entry(l).or_default() += 1;
+                }
+                let largest = counts.values().copied().max().unwrap_or(0);
+                let small = counts.values().filter(|&&c| c < needed).count();
+                (
+                    format!(", in {} classes of at most {largest} rows", counts.len()),
+                    format!(
+                        "the split is stratified and holds out round(rows × {fraction}) rows of \
+                         each class, which is none for a class of fewer than {needed} rows \
+                         ({small} of the {} classes).",
+                        counts.len()
+                    ),
+                )
+            }
+            None => (
+                String::new(),
+                format!("round(rows × {fraction}) rows are held out, none below {needed} rows."),
+            ),
+        };
+        Err(JobError::EmptyPart {
+            part,
+            rows,
+            classes,
+            why,
+        })
+    }
+
     /// The split of `n` rows, at random and seeded.
     pub fn random(&self, n: usize, seed: u64) -> sora_data::Split {
         sora_data::random_split(n, self.valid_fraction, self.test_fraction, seed)

@@ -127,6 +127,11 @@ pub fn prepare(table: &Table, config: &TabularConfig) -> Result<Prepared> {
         TargetValues::Classes(labels) => config.holdout.stratified(labels, seed),
         TargetValues::Values(values) => config.holdout.random(values.len(), seed),
     };
+    let labels = match &target.targets {
+        TargetValues::Classes(labels) => Some(labels.as_slice()),
+        TargetValues::Values(_) => None,
+    };
+    config.holdout.require_parts(&positions, labels)?;
     let split = positions.select(&target.rows);
     let pipeline = FittedPipeline::fit(table, &split.train, &config.pipeline)?;
     let n_classes = match pipeline.task() {
