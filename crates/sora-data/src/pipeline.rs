@@ -802,14 +802,13 @@ fn fit_target(
     zero: bool,
 ) -> Result<TargetEncoding> {
     let distinct_sorted = || {
-        let mut classes: Vec<String> = rows
-            .iter()
-            .map(|&r| table.cell(r, col).to_string())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let mut counts = BTreeMap::<&str, usize>::new();
+        for &r in rows {
+            *counts.entry(table.cell(r, col)).or_default() += 1;
+        }
+        let mut classes: Vec<String> = counts.keys().map(|c| c.to_string()).collect();
         sort_labels(&mut classes);
-        classes
+        merge_equal_numbers(classes, |c| counts[c])
     };
     let encoding = match config.target_rule {
         TargetRule::Classes => TargetEncoding::Classes {
@@ -1018,6 +1017,29 @@ fn non_finite(table: &Table, row: usize, col: usize, cell: &str) -> DataError {
         column: table.headers()[col].clone(),
         value: cell.to_string(),
     }
+}
+
+/// Merges labels (sorted by [`sort_labels`]) that spell the same number — `-0` and `0`, `1`
+/// and `1.0` — into one class, named by its most frequent spelling (then the shortest, then
+/// one without a sign). Labels that are not all numbers are kept as they are.
+fn merge_equal_numbers(labels: Vec<String>, count: impl Fn(&str) -> usize) -> Vec<String> {
+    if !labels.iter().all(|l| finite_number(l).is_some()) {
+        return labels;
+    }
+    let mut merged: Vec<(f64, String)> = Vec::with_capacity(labels.len());
+    for label in labels {
+        let x = finite_number(&label).unwrap_or(0.0);
+        match merged.last_mut() {
+            Some((y, kept)) if *y == x => {
+                let key = |l: &str| (std::cmp::Reverse(count(l)), l.len(), l.starts_with('-'));
+                if key(&label) < key(kept) {
+                    *kept = label;
+                }
+            }
+            _ => merged.push((x, label)),
+        }
+    }
+    merged.into_iter().map(|(_, label)| label).collect()
 }
 
 /// Sorts labels numerically when every one is a finite number (ties by text), else by text.

@@ -48,7 +48,7 @@ pub enum JobError {
          rare classes, or add rows"
     )]
     EmptyPart {
-        /// `training`, `validation` or `test`.
+        /// `validation` or `test`.
         part: &'static str,
         /// Rows split.
         rows: usize,

@@ -127,11 +127,6 @@ pub fn prepare(table: &Table, config: &TabularConfig) -> Result<Prepared> {
         TargetValues::Classes(labels) => config.holdout.stratified(labels, seed),
         TargetValues::Values(values) => config.holdout.random(values.len(), seed),
     };
-    let labels = match &target.targets {
-        TargetValues::Classes(labels) => Some(labels.as_slice()),
-        TargetValues::Values(_) => None,
-    };
-    config.holdout.require_parts(&positions, labels)?;
     let split = positions.select(&target.rows);
     let pipeline = FittedPipeline::fit(table, &split.train, &config.pipeline)?;
     let n_classes = match pipeline.task() {
@@ -142,6 +137,12 @@ pub fn prepare(table: &Table, config: &TabularConfig) -> Result<Prepared> {
     let train = to_tabular(pipeline.transform(table, &split.train)?, n_classes, source)?;
     let valid = to_tabular(pipeline.transform(table, &split.valid)?, n_classes, source)?;
     let test = to_tabular(pipeline.transform(table, &split.test)?, n_classes, source)?;
+    // After every row is encoded: a bad cell is the error to name first.
+    let labels = match &target.targets {
+        TargetValues::Classes(labels) => Some(labels.as_slice()),
+        TargetValues::Values(_) => None,
+    };
+    config.holdout.require_parts(&positions, labels)?;
     Ok(Prepared {
         schema,
         split,
