@@ -32,6 +32,16 @@ fn train(out: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
+/// The names in `dir`, sorted.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -75,11 +85,7 @@ fn out_naming_a_regular_file_is_refused_and_the_file_kept() {
         "the user's own file\n"
     );
     // Nothing hidden beside it: no staging folder, no moved-away copy.
-    let names: Vec<String> = std::fs::read_dir(root.path())
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(names, ["notes.txt"]);
+    assert_eq!(entries(root.path()), ["notes.txt"]);
 }
 
 #[test]
@@ -91,8 +97,7 @@ fn a_negative_learning_rate_is_refused_by_name() {
     assert!(stderr.contains("-1"), "{stderr}");
     assert!(stderr.contains("positive"), "{stderr}");
     // Nothing left behind: no model, no checkpoint folder of a run that never trained.
-    let names: Vec<_> = std::fs::read_dir(root.path()).unwrap().collect();
-    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(entries(root.path()), Vec::<String>::new());
 }
 
 #[test]
