@@ -86,6 +86,53 @@ impl std::fmt::Display for Impute {
     }
 }
 
+/// What fitting does with a column of numbers that holds a few text cells
+/// ([`TextAmongNumbers`](crate::TextAmongNumbers)): read as they are, the text cells make
+/// every number a category of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextCells {
+    /// Refuse to fit, naming the cells ([`DataError::TextAmongNumbers`]).
+    #[default]
+    Refuse,
+    /// Read the text cells as missing values: the column stays numeric (and at transform
+    /// time, any cell of it that is not a number is missing too).
+    Missing,
+    /// Read the column as categories, every value one of them, as a column of text.
+    Categorical,
+}
+
+impl std::str::FromStr for TextCells {
+    type Err = DataError;
+
+    /// `refuse`, `missing` or `categorical`.
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "refuse" => TextCells::Refuse,
+            "missing" => TextCells::Missing,
+            "categorical" => TextCells::Categorical,
+            other => {
+                return Err(DataError::InvalidConfig {
+                    field: "text_cells".into(),
+                    expected: "refuse, missing or categorical".into(),
+                    found: format!("{other:?}"),
+                });
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for TextCells {
+    /// The form [`FromStr`](std::str::FromStr) reads.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TextCells::Refuse => "refuse",
+            TextCells::Missing => "missing",
+            TextCells::Categorical => "categorical",
+        })
+    }
+}
+
 /// The preprocessing configuration: which column is the target and how every other column
 /// becomes model input. Every field but `target` has a default.
 ///
@@ -152,6 +199,10 @@ pub struct PipelineConfig {
     /// Columns to leave out. Identifier and constant columns are left out anyway.
     #[serde(default)]
     pub ignore: Vec<String>,
+    /// What a column of numbers holding a few text cells becomes, unless `kinds` names it
+    /// (default [`TextCells::Refuse`]).
+    #[serde(default)]
+    pub text_cells: TextCells,
 }
 
 fn default_markers() -> Vec<String> {
@@ -173,6 +224,7 @@ impl PipelineConfig {
             zero_as_missing: Vec::new(),
             kinds: BTreeMap::new(),
             ignore: Vec::new(),
+            text_cells: TextCells::Refuse,
         }
     }
 
@@ -192,7 +244,7 @@ impl PipelineConfig {
                 let stats = ColumnStats::compute(table, col, &rows, |c| {
                     markers.is_missing(c) || is_zero(c)
                 });
-                *entry = stats.schema(&entry.name);
+                *entry = stats.schema(table, col);
             }
             if let Some(&kind) = self.kinds.get(&entry.name) {
                 entry.kind = kind;

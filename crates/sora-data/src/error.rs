@@ -130,6 +130,23 @@ pub enum DataError {
         /// The only class found.
         class: String,
     },
+    /// A column of numbers holds a few text cells, which would make every number a category.
+    #[error(
+        "{file}: column `{column}` holds {} text cell(s) among {} numbers ({}); read as text, \
+         its {} distinct numbers would each become a category. Say what the cells mean: \
+         missing values (text_cells = missing, `--text-cells missing`; or add them to the \
+         missing markers), or categories (`--categorical {column}`, or \
+         `--text-cells categorical` for every such column)",
+        .cells.n_text, .cells.n_numbers, .cells.cells(), .cells.n_distinct_numbers
+    )]
+    TextAmongNumbers {
+        /// The file.
+        file: String,
+        /// The column.
+        column: String,
+        /// The text cells and the numbers around them.
+        cells: crate::TextAmongNumbers,
+    },
     /// No training rows are left to fit on.
     #[error("{file}: no training rows to fit on: {reason}")]
     NoTrainingRows {

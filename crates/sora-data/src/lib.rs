@@ -42,6 +42,7 @@
 //! ```
 
 mod config;
+pub mod drift;
 mod error;
 mod pipeline;
 mod ratings;
@@ -49,7 +50,8 @@ mod schema;
 mod split;
 mod table;
 
-pub use config::{Impute, PipelineConfig, TargetRule};
+pub use config::{Impute, PipelineConfig, TargetRule, TextCells};
+pub use drift::{ColumnDrift, Drift, TrainingProfile};
 pub use error::{DataError, Result};
 pub use pipeline::{
     EncodedTarget, FeatureEncoding, FittedFeature, FittedPipeline, TargetValues, TaskKind,
@@ -60,7 +62,7 @@ pub use ratings::{
 };
 pub use schema::{
     ColumnKind, ColumnSchema, DEFAULT_MISSING_MARKERS, MAX_CLASSES_AUTO, MissingMarkers,
-    NumericSummary, Schema, infer_schema,
+    NumericSummary, Schema, TEXT_EXAMPLES, TEXT_SHARE_LIMIT, TextAmongNumbers, infer_schema,
 };
 pub use split::{Split, balanced_class_weights, random_split, stratified_split};
 pub use table::Table;

@@ -8,10 +8,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::config::is_zero;
+use crate::drift::TrainingProfile;
 use crate::schema::ColumnStats;
 use crate::{
     ColumnKind, DataError, Impute, MAX_CLASSES_AUTO, MissingMarkers, PipelineConfig, Result, Table,
-    TargetRule,
+    TargetRule, TextCells,
 };
 
 /// What the model predicts, which fixes its output width.
@@ -130,8 +131,15 @@ pub struct FittedFeature {
     pub encoding: FeatureEncoding,
     /// Whether the value 0 means missing in this column.
     pub zero_as_missing: bool,
+    /// Whether a cell that is not a number is missing ([`TextCells::Missing`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_as_missing: bool,
     /// Whether a 0/1 `<name>_missing` input follows its block.
     pub missing_indicator: bool,
+    /// What the training rows held in this column, to tell how far new rows are from them
+    /// ([`FittedPipeline::drift`]); absent in pipelines written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingProfile>,
 }
 
 impl FittedFeature {
@@ -144,8 +152,10 @@ impl FittedFeature {
         block + usize::from(self.missing_indicator)
     }
 
-    fn is_missing(&self, cell: &str, markers: &MissingMarkers) -> bool {
-        markers.is_missing(cell) || (self.zero_as_missing && is_zero(cell))
+    pub(crate) fn is_missing(&self, cell: &str, markers: &MissingMarkers) -> bool {
+        markers.is_missing(cell)
+            || (self.zero_as_missing && is_zero(cell))
+            || (self.text_as_missing && cell.parse::<f64>().is_err())
     }
 }
 
@@ -277,34 +287,79 @@ impl FittedPipeline {
 
         let mut kept = Vec::new();
         let mut left_out = Vec::new();
+        // Columns of numbers whose few text cells are read as missing (TextCells::Missing).
+        let mut text_missing = vec![false; table.n_cols()];
         for (col, name) in table.headers().iter().enumerate() {
             if col == target_col || config.ignore.contains(name) {
                 continue;
             }
-            let stats = ColumnStats::compute(table, col, &rows, |c| {
+            let mut stats = ColumnStats::compute(table, col, &rows, |c| {
                 markers.is_missing(c) || (zero[col] && is_zero(c))
             });
+            let mut kind = config.kinds.get(name).copied();
+            let overridden = kind.is_some();
+            if let Some(cells) = stats.text_among_numbers(table, col).filter(|_| !overridden) {
+                match config.text_cells {
+                    TextCells::Refuse => {
+                        return Err(DataError::TextAmongNumbers {
+                            file: file.to_string(),
+                            column: name.clone(),
+                            cells,
+                        });
+                    }
+                    TextCells::Missing => {
+                        warnings.push(format!(
+                            "`{name}`: {} text cell(s) read as missing ({})",
+                            cells.n_text,
+                            cells.cells()
+                        ));
+                        text_missing[col] = true;
+                        stats = ColumnStats::compute(table, col, &rows, |c| {
+                            markers.is_missing(c)
+                                || (zero[col] && is_zero(c))
+                                || c.parse::<f64>().is_err()
+                        });
+                    }
+                    TextCells::Categorical => {
+                        warnings.push(format!(
+                            "`{name}`: {} text cell(s) among numbers ({}); every value read as \
+                             a category",
+                            cells.n_text,
+                            cells.cells()
+                        ));
+                        kind = Some(ColumnKind::Categorical);
+                    }
+                }
+            }
             if stats.n_present() == 0 {
-                left_out.push(format!(
-                    "`{name}`: missing in all {} training rows; left out",
-                    rows.len()
+                left_out.push((
+                    "missing in every training row",
+                    name,
+                    format!(
+                        "`{name}`: missing in all {} training rows; left out",
+                        rows.len()
+                    ),
                 ));
                 continue;
             }
-            let kind = config
-                .kinds
-                .get(name)
-                .copied()
-                .unwrap_or_else(|| stats.kind(name));
+            let kind = kind.unwrap_or_else(|| stats.kind(name));
             match kind {
                 ColumnKind::Identifier => {
-                    left_out.push(format!("`{name}`: identifier column; left out"));
+                    left_out.push((
+                        "identifier",
+                        name,
+                        format!("`{name}`: identifier column; left out"),
+                    ));
                     continue;
                 }
                 ColumnKind::Constant => {
-                    left_out.push(format!(
-                        "`{name}`: constant column ({} distinct value); left out",
-                        stats.n_distinct
+                    left_out.push((
+                        "constant",
+                        name,
+                        format!(
+                            "`{name}`: constant column ({} distinct value); left out",
+                            stats.n_distinct
+                        ),
                     ));
                     continue;
                 }
@@ -313,15 +368,24 @@ impl FittedPipeline {
             if let Some(limit) = config.drop_columns_over
                 && stats.missing_fraction() > limit
             {
-                left_out.push(format!(
-                    "`{name}`: {:.1}% missing in training rows, over drop_columns_over = {limit}; left out",
-                    100.0 * stats.missing_fraction()
+                left_out.push((
+                    "mostly missing (drop_columns_over)",
+                    name,
+                    format!(
+                        "`{name}`: {:.1}% missing in training rows, over drop_columns_over = \
+                         {limit}; left out",
+                        100.0 * stats.missing_fraction()
+                    ),
                 ));
                 continue;
             }
             kept.push((col, kind));
         }
+        let left_out = summarise_left_out(left_out);
         warnings.extend(left_out.iter().cloned());
+        let missing = |row: usize, col: usize| {
+            missing(row, col) || (text_missing[col] && table.cell(row, col).parse::<f64>().is_err())
+        };
         if kept.is_empty() {
             return Err(DataError::NoFeatures {
                 file: file.to_string(),
@@ -362,15 +426,24 @@ impl FittedPipeline {
             let name = &table.headers()[col];
             let present: Vec<usize> = rows.iter().copied().filter(|&r| !missing(r, col)).collect();
             let n_missing = rows.len() - present.len();
-            let encoding = match kind {
+            let (encoding, range) = match kind {
                 ColumnKind::Numeric => fit_numeric(table, col, &present, config)?,
-                _ => fit_categorical(table, col, &present, n_missing, config)?,
+                _ => (
+                    fit_categorical(table, col, &present, n_missing, config)?,
+                    None,
+                ),
             };
             features.push(FittedFeature {
                 name: name.clone(),
                 encoding,
                 zero_as_missing: zero[col],
+                text_as_missing: text_missing[col],
                 missing_indicator: config.missing_indicators && n_missing > 0,
+                training: Some(TrainingProfile {
+                    rows: rows.len(),
+                    missing: n_missing,
+                    range,
+                }),
             });
         }
         let feature_names = features
@@ -420,20 +493,7 @@ impl FittedPipeline {
     /// standardization in `f32` ([`DataError::NonFinite`]); a class not seen in training
     /// ([`DataError::UnseenClass`]).
     pub fn transform(&self, table: &Table, rows: &[usize]) -> Result<Transformed> {
-        check_rows(table, rows)?;
-        let file = table.source();
-        let cols = self
-            .features
-            .iter()
-            .map(|f| {
-                table
-                    .column_index(&f.name)
-                    .ok_or_else(|| DataError::MissingColumn {
-                        file: file.to_string(),
-                        column: f.name.clone(),
-                    })
-            })
-            .collect::<Result<Vec<usize>>>()?;
+        let cols = self.feature_columns(table, rows)?;
         let target_col = table.column_index(&self.target);
         let lookups: Vec<HashMap<&str, usize>> = self
             .features
@@ -549,6 +609,22 @@ impl FittedPipeline {
             unseen_categories: unseen.iter().sum(),
             warnings,
         })
+    }
+
+    /// The column of `table` holding each feature, after checking `rows` are in range.
+    pub(crate) fn feature_columns(&self, table: &Table, rows: &[usize]) -> Result<Vec<usize>> {
+        check_rows(table, rows)?;
+        self.features
+            .iter()
+            .map(|f| {
+                table
+                    .column_index(&f.name)
+                    .ok_or_else(|| DataError::MissingColumn {
+                        file: table.source().to_string(),
+                        column: f.name.clone(),
+                    })
+            })
+            .collect()
     }
 
     /// The model-input column names, e.g. `age`, `sex=male`, `ca_missing`.
@@ -860,12 +936,45 @@ fn fit_target(
     Ok(encoding)
 }
 
+/// Columns left out are listed one per line up to this many; beyond, summarised by reason.
+const LEFT_OUT_LISTED: usize = 12;
+
+/// The columns left out, for the user: one line each, or for a wide table (thousands of
+/// constant columns) one line per reason with the first few names and a count.
+fn summarise_left_out(left_out: Vec<(&'static str, &String, String)>) -> Vec<String> {
+    if left_out.len() <= LEFT_OUT_LISTED {
+        return left_out.into_iter().map(|(_, _, line)| line).collect();
+    }
+    let mut reasons: Vec<(&str, Vec<&String>)> = Vec::new();
+    for (reason, name, _) in &left_out {
+        match reasons.iter_mut().find(|(r, _)| r == reason) {
+            Some((_, names)) => names.push(name),
+            None => reasons.push((reason, vec![name])),
+        }
+    }
+    reasons
+        .into_iter()
+        .map(|(reason, names)| {
+            let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
+            let more = match names.len() - shown.len() {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            format!(
+                "{} {reason} column(s) left out: {}{more}",
+                names.len(),
+                shown.join(", ")
+            )
+        })
+        .collect()
+}
+
 fn fit_numeric(
     table: &Table,
     col: usize,
     present: &[usize],
     config: &PipelineConfig,
-) -> Result<FeatureEncoding> {
+) -> Result<(FeatureEncoding, Option<(f64, f64)>)> {
     let name = &table.headers()[col];
     let values = present
         .iter()
@@ -913,7 +1022,10 @@ fn fit_numeric(
             })?
         }
     };
-    Ok(FeatureEncoding::Numeric { mean, std, impute })
+    let range = values.iter().fold(None, |r: Option<(f64, f64)>, &x| {
+        Some(r.map_or((x, x), |(lo, hi)| (lo.min(x), hi.max(x))))
+    });
+    Ok((FeatureEncoding::Numeric { mean, std, impute }, range))
 }
 
 fn fit_categorical(

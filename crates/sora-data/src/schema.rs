@@ -122,6 +122,51 @@ pub struct ColumnSchema {
     pub n_non_finite: usize,
     /// For numeric columns with at least one finite value: min, max, mean.
     pub numeric: Option<NumericSummary>,
+    /// For a column of numbers but for a few text cells: those cells, which make it
+    /// categorical when read as they are (see [`TextAmongNumbers`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_among_numbers: Option<TextAmongNumbers>,
+}
+
+/// A few text cells in a column of numbers: at most one cell in [`TEXT_SHARE_LIMIT`] is text,
+/// and the numbers take more than [`MAX_CLASSES_AUTO`] distinct values. Read as they are, the
+/// text cells turn every number into a category of its own, so fitting refuses such a column
+/// unless told what the cells mean ([`TextCells`](crate::TextCells)).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TextAmongNumbers {
+    /// Cells that are not numbers.
+    pub n_text: usize,
+    /// Cells that are numbers.
+    pub n_numbers: usize,
+    /// Distinct numbers.
+    pub n_distinct_numbers: usize,
+    /// The first text cells: (file line, cell), at most [`TEXT_EXAMPLES`].
+    pub examples: Vec<(u64, String)>,
+}
+
+/// A column with more than one text cell in this many present cells is text, not numbers
+/// with a few stray cells.
+pub const TEXT_SHARE_LIMIT: usize = 20;
+
+/// Columns a schema's `Display` lists; the others are counted by kind.
+pub const SCHEMA_LISTED: usize = 40;
+
+/// Text cells named per column when a few of them sit among numbers.
+pub const TEXT_EXAMPLES: usize = 3;
+
+impl TextAmongNumbers {
+    /// The cells as `line 17: `abc`, line 90: `-``, with a count of the others.
+    pub fn cells(&self) -> String {
+        let mut text: Vec<String> = self
+            .examples
+            .iter()
+            .map(|(line, cell)| format!("line {line}: `{cell}`"))
+            .collect();
+        if self.n_text > self.examples.len() {
+            text.push(format!("{} more", self.n_text - self.examples.len()));
+        }
+        text.join(", ")
+    }
 }
 
 /// The inferred schema of a table, one entry per column in table order.
@@ -176,7 +221,7 @@ pub fn infer_schema(table: &Table, markers: &MissingMarkers) -> Schema {
     let columns = (0..table.n_cols())
         .map(|col| {
             let stats = ColumnStats::compute(table, col, &rows, |c| markers.is_missing(c));
-            stats.schema(&table.headers()[col])
+            stats.schema(table, col)
         })
         .collect();
     Schema {
@@ -196,6 +241,12 @@ pub(crate) struct ColumnStats {
     pub numeric: bool,
     pub n_non_finite: usize,
     pub summary: Option<NumericSummary>,
+    /// Present cells that do not parse as numbers, and the rows of the first few.
+    pub n_text: usize,
+    pub text_rows: Vec<usize>,
+    /// Present cells that parse as numbers, and their distinct values.
+    pub n_numbers: usize,
+    pub n_distinct_numbers: usize,
 }
 
 impl ColumnStats {
@@ -212,6 +263,7 @@ impl ColumnStats {
         let mut n_non_finite = 0;
         let (mut min, mut max, mut sum, mut n_finite) = (f64::INFINITY, f64::NEG_INFINITY, 0.0, 0);
         let mut all_integer = true;
+        let (mut n_text, mut text_rows) = (0, Vec::new());
         for &row in rows {
             let cell = table.cell(row, col);
             if is_missing(cell) {
@@ -219,7 +271,20 @@ impl ColumnStats {
                 continue;
             }
             texts.insert(cell);
+            // Past the first text cell, numbers are only counted (to tell a column of text
+            // from numbers with a few stray cells).
             if !numeric {
+                match cell.parse::<f64>() {
+                    Ok(x) => {
+                        numbers.insert(canonical_bits(x));
+                    }
+                    Err(_) => {
+                        n_text += 1;
+                        if text_rows.len() < TEXT_EXAMPLES {
+                            text_rows.push(row);
+                        }
+                    }
+                }
                 continue;
             }
             match cell.parse::<f64>() {
@@ -235,7 +300,11 @@ impl ColumnStats {
                     numbers.insert(canonical_bits(x));
                     n_non_finite += 1;
                 }
-                Err(_) => numeric = false,
+                Err(_) => {
+                    numeric = false;
+                    n_text = 1;
+                    text_rows.push(row);
+                }
             }
         }
         let summary = (numeric && n_finite > 0).then(|| NumericSummary {
@@ -244,6 +313,7 @@ impl ColumnStats {
             mean: sum / n_finite as f64,
             all_integer,
         });
+        let n_present = rows.len() - n_missing;
         ColumnStats {
             n_rows: rows.len(),
             n_missing,
@@ -251,7 +321,26 @@ impl ColumnStats {
             numeric,
             n_non_finite: if numeric { n_non_finite } else { 0 },
             summary,
+            n_text,
+            text_rows,
+            n_numbers: n_present - n_text,
+            n_distinct_numbers: numbers.len(),
         }
+    }
+
+    /// Numbers with a few stray text cells ([`TextAmongNumbers`]), or `None`.
+    pub fn text_among_numbers(&self, table: &Table, col: usize) -> Option<TextAmongNumbers> {
+        let few = self.n_text > 0 && self.n_text * TEXT_SHARE_LIMIT <= self.n_present();
+        (few && self.n_distinct_numbers > MAX_CLASSES_AUTO).then(|| TextAmongNumbers {
+            n_text: self.n_text,
+            n_numbers: self.n_numbers,
+            n_distinct_numbers: self.n_distinct_numbers,
+            examples: self
+                .text_rows
+                .iter()
+                .map(|&r| (table.line(r), table.cell(r, col).to_string()))
+                .collect(),
+        })
     }
 
     pub fn n_present(&self) -> usize {
@@ -288,8 +377,10 @@ impl ColumnStats {
         }
     }
 
-    pub fn schema(&self, name: &str) -> ColumnSchema {
+    pub fn schema(&self, table: &Table, col: usize) -> ColumnSchema {
+        let name = &table.headers()[col];
         ColumnSchema {
+            text_among_numbers: self.text_among_numbers(table, col),
             name: name.to_string(),
             kind: self.kind(name),
             n_missing: self.n_missing,
@@ -332,8 +423,8 @@ impl fmt::Display for Schema {
             "distinct",
             "range",
         ];
-        let rows: Vec<[String; 6]> = self
-            .columns
+        let listed = &self.columns[..self.columns.len().min(SCHEMA_LISTED)];
+        let rows: Vec<[String; 6]> = listed
             .iter()
             .map(|c| {
                 let mut range = c
@@ -341,6 +432,13 @@ impl fmt::Display for Schema {
                     .map_or_else(|| "-".to_string(), |s| format!("{} .. {}", s.min, s.max));
                 if c.n_non_finite > 0 {
                     range.push_str(&format!(" ({} non-finite)", c.n_non_finite));
+                }
+                if let Some(mixed) = &c.text_among_numbers {
+                    range = format!(
+                        "numbers but for {} text cell(s): {}",
+                        mixed.n_text,
+                        mixed.cells()
+                    );
                 }
                 [
                     c.name.clone(),
@@ -376,6 +474,18 @@ impl fmt::Display for Schema {
                 w3 = widths[3],
                 w4 = widths[4],
             )?;
+        }
+        let rest = &self.columns[listed.len()..];
+        if !rest.is_empty() {
+            let mut kinds: Vec<(ColumnKind, usize)> = Vec::new();
+            for c in rest {
+                match kinds.iter_mut().find(|(k, _)| *k == c.kind) {
+                    Some((_, n)) => *n += 1,
+                    None => kinds.push((c.kind, 1)),
+                }
+            }
+            let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+            writeln!(f, "… {} more columns: {}", rest.len(), kinds.join(", "))?;
         }
         Ok(())
     }
@@ -446,6 +556,24 @@ mod tests {
         assert_eq!(x.n_non_finite, 2);
         assert_eq!(x.numeric.unwrap().max, 2.0);
         assert!(s.to_string().contains("(2 non-finite)"));
+    }
+
+    #[test]
+    fn wide_tables_are_summarised() {
+        let header: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+        let row: Vec<String> = (0..100).map(|i| (i % 2).to_string()).collect();
+        let text = format!(
+            "{}\n{}\n{}\n",
+            header.join(","),
+            row.join(","),
+            row.join(",")
+        );
+        let shown = infer_schema(&table(&text), &MissingMarkers::default()).to_string();
+        assert_eq!(shown.lines().count(), 2 + SCHEMA_LISTED + 1, "{shown}");
+        assert!(
+            shown.ends_with("… 60 more columns: 60 constant\n"),
+            "{shown}"
+        );
     }
 
     #[test]

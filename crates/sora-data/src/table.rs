@@ -1,5 +1,6 @@
 //! A CSV file read into a table of trimmed string cells.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -35,6 +36,8 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub struct Table {
     source: String,
     headers: Vec<String>,
+    /// Each header's position, for lookups by name in wide tables.
+    index: HashMap<String, usize>,
     cells: Vec<String>,
     lines: Vec<u64>,
 }
@@ -89,7 +92,7 @@ impl Table {
             });
         }
         let headers = decode_record(&record, source, 1)?;
-        check_headers(&headers, source)?;
+        let index = check_headers(&headers, source)?;
 
         let mut cells = Vec::new();
         let mut lines = Vec::new();
@@ -116,6 +119,7 @@ impl Table {
         Ok(Table {
             source: source.to_string(),
             headers,
+            index,
             cells,
             lines,
         })
@@ -141,7 +145,7 @@ impl Table {
     /// # }
     /// ```
     pub fn from_rows(source: &str, headers: Vec<String>, rows: Vec<Vec<String>>) -> Result<Table> {
-        check_headers(&headers, source)?;
+        let index = check_headers(&headers, source)?;
         if rows.is_empty() {
             return Err(DataError::NoDataRows {
                 file: source.to_string(),
@@ -165,6 +169,7 @@ impl Table {
         Ok(Table {
             source: source.to_string(),
             headers,
+            index,
             cells,
             lines,
         })
@@ -202,7 +207,7 @@ impl Table {
 
     /// The position of the column named `name`, matched exactly.
     pub fn column_index(&self, name: &str) -> Option<usize> {
-        self.headers.iter().position(|h| h == name)
+        self.index.get(name).copied()
     }
 
     /// The cells of column `col`, top to bottom.
@@ -308,8 +313,10 @@ fn unterminated_quote(bytes: &[u8]) -> Option<u64> {
     open_line
 }
 
-/// Header names must be non-empty and unique (errors give 1-based field numbers).
-fn check_headers(headers: &[String], source: &str) -> Result<()> {
+/// Header names must be non-empty and unique (errors give 1-based field numbers); gives each
+/// name's position.
+fn check_headers(headers: &[String], source: &str) -> Result<HashMap<String, usize>> {
+    let mut index = HashMap::with_capacity(headers.len());
     for (i, name) in headers.iter().enumerate() {
         if name.trim().is_empty() {
             return Err(DataError::EmptyColumnName {
@@ -317,7 +324,7 @@ fn check_headers(headers: &[String], source: &str) -> Result<()> {
                 field: i + 1,
             });
         }
-        if let Some(first) = headers[..i].iter().position(|h| h == name) {
+        if let Some(&first) = index.get(name) {
             return Err(DataError::DuplicateColumn {
                 file: source.to_string(),
                 column: name.clone(),
@@ -325,8 +332,9 @@ fn check_headers(headers: &[String], source: &str) -> Result<()> {
                 second: i + 1,
             });
         }
+        index.insert(name.clone(), i);
     }
-    Ok(())
+    Ok(index)
 }
 
 /// Opens a file that must be a regular file (a link is followed): a device, a pipe or a
