@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{device, fails, ok};
+use common::{device, entries, fails, ok};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -30,16 +30,6 @@ fn train(out: &Path, extra: &[&str]) -> Vec<String> {
     .to_vec();
     args.extend(extra.iter().map(|a| a.to_string()));
     args
-}
-
-/// The names in `dir`, sorted.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 fn strs(args: &[String]) -> Vec<&str> {
@@ -132,4 +122,174 @@ fn classes_too_small_to_hold_out_are_named_with_what_to_do() {
         stderr.contains("fewer than 4 rows (40 of the 40 classes)"),
         "{stderr}"
     );
+}
+
+/// Heart-disease rows as another source might send them: `ca`, `thal` and `slope` empty in
+/// all but the first 20 rows, `chol` in another unit (×2.6), in every row.
+fn another_hospital(path: &Path) {
+    let text = std::fs::read_to_string(HEART).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let (ca, thal, slope, chol) = (at("ca"), at("thal"), at("slope"), at("chol"));
+    let mut out = vec![header.join(",")];
+    for (i, line) in lines.enumerate() {
+        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+        if i >= 20 {
+            for c in [ca, thal, slope] {
+                cells[c].clear();
+            }
+        }
+        cells[chol] = format!("{:.1}", cells[chol].parse::<f64>().unwrap() * 2.6);
+        out.push(cells.join(","));
+    }
+    std::fs::write(path, out.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn eval_and_predict_say_which_columns_differ_from_the_training_data() {
+    let root = tempfile::tempdir().unwrap();
+    let model = root.path().join("model");
+    ok(&strs(&train(&model, &[])));
+    let model = model.to_str().unwrap();
+
+    // The training file itself: nothing to say.
+    let same = common::sora(&["eval", "--model", model, "--data", HEART]);
+    assert!(same.status.success());
+    let stderr = String::from_utf8_lossy(&same.stderr);
+    assert!(!stderr.contains("drift"), "{stderr}");
+
+    let other = root.path().join("other.csv");
+    another_hospital(&other);
+    let other = other.to_str().unwrap();
+    for verb in ["eval", "predict"] {
+        let out = common::sora(&[verb, "--model", model, "--data", other]);
+        assert!(out.status.success(), "{verb}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for column in ["ca", "thal", "slope"] {
+            let line = stderr
+                .lines()
+                .find(|l| l.contains(&format!("drift: `{column}`:")))
+                .unwrap_or_else(|| panic!("{verb}: no drift line for {column}:\n{stderr}"));
+            assert!(line.contains("283 of 303 rows missing (93.4%;"), "{line}");
+        }
+        let chol = stderr
+            .lines()
+            .find(|l| l.contains("drift: `chol`:"))
+            .unwrap();
+        assert!(chol.contains("outside the training range"), "{chol}");
+        assert!(
+            stderr.contains(
+                "drift: 4 of 13 columns differ from the training data; 849 missing cells"
+            ),
+            "{stderr}"
+        );
+    }
+}
+
+/// A CSV of `n` rows: `x` numbers but for two text cells, `y` a class.
+fn stray_text(path: &Path, n: usize) {
+    let mut csv = String::from("x,z,y\n");
+    for i in 0..n {
+        let x = match i {
+            7 => "unknown".to_string(),
+            40 => "-".to_string(),
+            _ => format!("{:.2}", i as f64 * 0.37),
+        };
+        csv.push_str(&format!("{x},{},{}\n", (i * 7) % 11, u8::from(i % 3 == 0)));
+    }
+    std::fs::write(path, csv).unwrap();
+}
+
+#[test]
+fn text_cells_among_numbers_are_refused_naming_them_until_told_what_they_mean() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("mixed.csv");
+    stray_text(&data, 120);
+    let data = data.to_str().unwrap();
+    let out = root.path().join("model");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec!["train", "--data", data, "--target", "y", "--epochs", "2"];
+        a.extend(["--progress", "quiet", "--out", out.to_str().unwrap()]);
+        a.extend_from_slice(extra);
+        a
+    };
+    let stderr = fails(&args(&[]));
+    assert!(
+        stderr.contains(
+            "column `x` holds 2 text cell(s) among 118 numbers (line 9: `unknown`, line 42: `-`)"
+        ),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+
+    let said = ok(&args(&["--text-cells", "missing"]));
+    assert!(
+        said.contains("`x`: 2 text cell(s) read as missing"),
+        "{said}"
+    );
+    let model = out.to_str().unwrap();
+    // The model reads x as a number: 1 input for x, 10 one-hot for z.
+    let pipeline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("pipeline.json")).unwrap()).unwrap();
+    assert_eq!(pipeline["feature_names"][0], "x");
+    let predicted = ok(&["predict", "--model", model, "--data", data]);
+    assert_eq!(predicted.lines().count(), 121);
+}
+
+#[test]
+fn an_identifier_target_is_refused_before_training() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("ids.csv");
+    let mut csv = String::from("row,x,label\n");
+    for i in 0..80 {
+        csv.push_str(&format!("{},{},{}\n", 1000 + i, i % 9, i % 2));
+    }
+    std::fs::write(&data, csv).unwrap();
+    let data = data.to_str().unwrap();
+    let out = root.path().join("model");
+    let out = out.to_str().unwrap();
+    let stderr = fails(&["train", "--data", data, "--target", "row", "--out", out]);
+    assert!(
+        stderr.contains("the target `row` looks like a row identifier (80 whole numbers, all distinct, counting 1000 .. 1079)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("columns: row, x, label"), "{stderr}");
+    // The real target trains.
+    ok(&[
+        "train",
+        "--data",
+        data,
+        "--target",
+        "label",
+        "--epochs",
+        "2",
+        "--progress",
+        "quiet",
+        "--out",
+        out,
+    ]);
+}
+
+#[test]
+fn a_pipeline_with_a_column_removed_is_refused_naming_it() {
+    let root = tempfile::tempdir().unwrap();
+    let model = root.path().join("model");
+    ok(&strs(&train(&model, &[])));
+    let file = model.join("pipeline.json");
+    let mut pipeline: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let features = pipeline["features"].as_array_mut().unwrap();
+    let at = features.iter().position(|f| f["name"] == "thal").unwrap();
+    features.remove(at);
+    std::fs::write(&file, serde_json::to_vec_pretty(&pipeline).unwrap()).unwrap();
+    let stderr = fails(&[
+        "predict",
+        "--model",
+        model.to_str().unwrap(),
+        "--data",
+        HEART,
+    ]);
+    assert!(stderr.contains("pipeline.json"), "{stderr}");
+    assert!(stderr.contains("no feature makes `thal`"), "{stderr}");
 }

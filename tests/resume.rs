@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::device;
 use common::media::{bars, tones};
+use common::{device, entries};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -54,15 +54,6 @@ fn assert_same_model(resumed: &Path, reference: &Path) {
             path.display()
         );
     }
-}
-
-/// What is left in the parent folder besides the model and the inputs: nothing.
-fn leftovers(root: &Path, keep: &[&str]) -> Vec<String> {
-    std::fs::read_dir(root)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !keep.contains(&n.as_str()))
-        .collect()
 }
 
 /// The epochs a phase's last checkpoint holds, or 0.
@@ -180,10 +171,8 @@ fn a_run_killed_ten_times_ends_with_the_uninterrupted_weights() {
     assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
     assert!(progress.last() > progress.first(), "{progress:?}");
     assert_same_model(&root.path().join("model"), &root.path().join("reference"));
-    assert_eq!(
-        leftovers(root.path(), &["model", "reference"]),
-        Vec::<String>::new()
-    );
+    // Nothing left beside the two models (no checkpoint folder, no staging folder).
+    assert_eq!(entries(root.path()), ["model", "reference"]);
 }
 
 /// Trains `args` to the end as `reference`; then again as `model`, killed once its

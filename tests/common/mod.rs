@@ -47,6 +47,16 @@ pub fn usage_error(args: &[&str]) -> String {
     stderr
 }
 
+/// The names in `dir`, sorted.
+pub fn entries(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
 /// The device the tests run on: `SORA_TEST_DEVICE`, flex by default.
 pub fn device() -> String {
     std::env::var("SORA_TEST_DEVICE").unwrap_or_else(|_| "flex".into())

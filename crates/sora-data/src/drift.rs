@@ -191,6 +191,17 @@ impl Drift {
     }
 }
 
+/// A number as a person reads it: at most 4 decimals, no trailing zeros.
+fn short(x: f64) -> String {
+    let text = format!("{x:.4}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
+    }
+}
+
 fn share(part: usize, whole: usize) -> f64 {
     if whole == 0 {
         0.0
@@ -224,7 +235,7 @@ impl FittedPipeline {
                     unseen: 0,
                     training: f.training.clone(),
                     imputed_with: match &f.encoding {
-                        FeatureEncoding::Numeric { impute, .. } => impute.to_string(),
+                        FeatureEncoding::Numeric { impute, .. } => short(*impute),
                         FeatureEncoding::Categorical { impute, .. } => format!("`{impute}`"),
                     },
                 };

@@ -212,7 +212,7 @@ enum TargetEncoding {
 /// # }
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, try_from = "PipelineFile")]
 pub struct FittedPipeline {
     fitted_on: String,
     target: String,
@@ -223,6 +223,125 @@ pub struct FittedPipeline {
     features: Vec<FittedFeature>,
     feature_names: Vec<String>,
     warnings: Vec<String>,
+}
+
+/// A pipeline as written, checked before it becomes a [`FittedPipeline`]: an edited file
+/// whose features no longer make the inputs the model was trained on is refused, naming them.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineFile {
+    fitted_on: String,
+    target: String,
+    target_zero_as_missing: bool,
+    target_encoding: TargetEncoding,
+    missing_markers: MissingMarkers,
+    drop_missing_rows: bool,
+    features: Vec<FittedFeature>,
+    feature_names: Vec<String>,
+    warnings: Vec<String>,
+}
+
+impl TryFrom<PipelineFile> for FittedPipeline {
+    type Error = String;
+
+    fn try_from(file: PipelineFile) -> std::result::Result<Self, String> {
+        for f in &file.features {
+            if let FeatureEncoding::Numeric { mean, std, impute } = f.encoding
+                && !(mean.is_finite() && impute.is_finite() && std.is_finite() && std > 0.0)
+            {
+                return Err(format!(
+                    "feature `{}`: mean {mean}, std {std} and impute {impute} must be finite \
+                     numbers, std above 0",
+                    f.name
+                ));
+            }
+        }
+        let made = input_names(&file.features);
+        if made != file.feature_names {
+            let listed: Vec<&String> = file
+                .feature_names
+                .iter()
+                .filter(|n| !made.contains(n))
+                .collect();
+            let unlisted: Vec<&String> = made
+                .iter()
+                .filter(|n| !file.feature_names.contains(n))
+                .collect();
+            let few = |names: &[&String]| {
+                let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
+                let more = names.len().saturating_sub(shown.len());
+                shown.join(", ")
+                    + &if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+            };
+            let mut why = format!(
+                "the features make {} model inputs, but feature_names lists {}",
+                made.len(),
+                file.feature_names.len()
+            );
+            if !listed.is_empty() {
+                why.push_str(&format!(
+                    "; no feature makes {} (was a column removed from `features`?)",
+                    few(&listed)
+                ));
+            }
+            if !unlisted.is_empty() {
+                why.push_str(&format!("; feature_names lacks {}", few(&unlisted)));
+            }
+            if listed.is_empty() && unlisted.is_empty() {
+                why.push_str("; the same inputs in another order");
+            }
+            return Err(format!(
+                "{why}. A fitted pipeline must make the inputs its model was trained on: to \
+                 leave a column out, train again with it ignored"
+            ));
+        }
+        let PipelineFile {
+            fitted_on,
+            target,
+            target_zero_as_missing,
+            target_encoding,
+            missing_markers,
+            drop_missing_rows,
+            features,
+            feature_names,
+            warnings,
+        } = file;
+        Ok(FittedPipeline {
+            fitted_on,
+            target,
+            target_zero_as_missing,
+            target_encoding,
+            missing_markers,
+            drop_missing_rows,
+            features,
+            feature_names,
+            warnings,
+        })
+    }
+}
+
+/// The model-input names the features make, in order: `age`, `sex=male`, `ca_missing`.
+fn input_names(features: &[FittedFeature]) -> Vec<String> {
+    features
+        .iter()
+        .flat_map(|f| {
+            let mut names = match &f.encoding {
+                FeatureEncoding::Numeric { .. } => vec![f.name.clone()],
+                FeatureEncoding::Categorical { categories, .. } => categories
+                    .iter()
+                    .map(|c| format!("{}={c}", f.name))
+                    .collect(),
+            };
+            if f.missing_indicator {
+                names.push(format!("{}_missing", f.name));
+            }
+            names
+        })
+        .collect()
 }
 
 impl FittedPipeline {
@@ -287,6 +406,7 @@ impl FittedPipeline {
 
         let mut kept = Vec::new();
         let mut left_out = Vec::new();
+        let all_rows: Vec<usize> = (0..table.n_rows()).collect();
         // Columns of numbers whose few text cells are read as missing (TextCells::Missing).
         let mut text_missing = vec![false; table.n_cols()];
         for (col, name) in table.headers().iter().enumerate() {
@@ -297,8 +417,15 @@ impl FittedPipeline {
                 markers.is_missing(c) || (zero[col] && is_zero(c))
             });
             let mut kind = config.kinds.get(name).copied();
-            let overridden = kind.is_some();
-            if let Some(cells) = stats.text_among_numbers(table, col).filter(|_| !overridden) {
+            // Whether a column is numbers is a property of the file, judged on every row: a
+            // stray text cell outside the training rows would otherwise fail only later.
+            let mixed = || {
+                ColumnStats::compute(table, col, &all_rows, |c| {
+                    markers.is_missing(c) || (zero[col] && is_zero(c))
+                })
+                .text_among_numbers(table, col)
+            };
+            if let Some(cells) = kind.is_none().then(mixed).flatten() {
                 match config.text_cells {
                     TextCells::Refuse => {
                         return Err(DataError::TextAmongNumbers {
@@ -446,22 +573,7 @@ impl FittedPipeline {
                 }),
             });
         }
-        let feature_names = features
-            .iter()
-            .flat_map(|f| {
-                let mut names = match &f.encoding {
-                    FeatureEncoding::Numeric { .. } => vec![f.name.clone()],
-                    FeatureEncoding::Categorical { categories, .. } => categories
-                        .iter()
-                        .map(|c| format!("{}={c}", f.name))
-                        .collect(),
-                };
-                if f.missing_indicator {
-                    names.push(format!("{}_missing", f.name));
-                }
-                names
-            })
-            .collect();
+        let feature_names = input_names(&features);
 
         Ok(FittedPipeline {
             fitted_on: file.to_string(),

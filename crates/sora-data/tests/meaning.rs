@@ -228,3 +228,27 @@ fn thousands_of_columns_left_out_are_summarised() {
     );
     assert!(message.len() < 300, "{} bytes", message.len());
 }
+
+/// A pipeline file edited by hand: a column taken out of `features` is named when the file is
+/// read, not found later as a count of values that do not split into rows.
+#[test]
+fn a_pipeline_with_a_column_removed_names_it() {
+    let t = table("age,cp,y\n40,a,0\n50,b,1\n60,a,0\n45,b,1\n");
+    let p = FittedPipeline::fit(&t, &all(&t), &PipelineConfig::new("y")).unwrap();
+    let mut json: serde_json::Value = serde_json::to_value(&p).unwrap();
+    json["features"].as_array_mut().unwrap().remove(1);
+    let err = serde_json::from_value::<FittedPipeline>(json)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the features make 1 model inputs, but feature_names lists 3; no feature makes `cp=a`, `cp=b`"),
+        "{err}"
+    );
+
+    let mut json: serde_json::Value = serde_json::to_value(&p).unwrap();
+    json["features"][0]["encoding"]["std"] = 0.0.into();
+    let err = serde_json::from_value::<FittedPipeline>(json)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("feature `age`: mean"), "{err}");
+}

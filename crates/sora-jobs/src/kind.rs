@@ -470,12 +470,31 @@ impl Holdout {
     /// why not: with `labels`, a stratified split holds out `round(n_c × fraction)` rows of
     /// each class, so classes smaller than `ceil(0.5 / fraction)` rows give the part none.
     pub fn require_parts(&self, split: &sora_data::Split, labels: Option<&[usize]>) -> Result<()> {
+        self.require(split, labels, true)
+    }
+
+    /// [`require_parts`](Self::require_parts) for the test part alone, for kinds that train
+    /// without early stopping when the validation part is empty (images and audio).
+    pub fn require_test(&self, split: &sora_data::Split, labels: Option<&[usize]>) -> Result<()> {
+        self.require(split, labels, false)
+    }
+
+    fn require(
+        &self,
+        split: &sora_data::Split,
+        labels: Option<&[usize]>,
+        validation: bool,
+    ) -> Result<()> {
         let rows = split.train.len() + split.valid.len() + split.test.len();
         let parts = [
             ("validation", &split.valid, self.valid_fraction),
             ("test", &split.test, self.test_fraction),
         ];
-        let Some((part, _, fraction)) = parts.into_iter().find(|p| p.1.is_empty()) else {
+        let empty = parts
+            .into_iter()
+            .filter(|p| validation || p.0 == "test")
+            .find(|p| p.1.is_empty());
+        let Some((part, _, fraction)) = empty else {
             return Ok(());
         };
         let needed = (0.5 / fraction).ceil() as usize;

@@ -190,6 +190,7 @@ pub fn evaluation(
         n,
         report: format_metrics(metrics, classes),
         scores,
+        notes: Vec::new(),
     }
 }
 

@@ -302,8 +302,10 @@ pub struct Batch {
     pub keys: Vec<String>,
     /// The encoded rows.
     pub rows: Rows,
-    /// Notes about the input for the user (unseen categories, unknown words).
+    /// Notes about the input for the user (unseen categories, unknown words, drift).
     pub notes: Vec<String>,
+    /// For tables: how the rows compare with the training rows, column by column.
+    pub drift: Option<sora_data::Drift>,
 }
 
 /// Encoded rows of a [`Batch`].
@@ -349,8 +351,8 @@ impl Batch {
         self.keys.is_empty()
     }
 
-    /// The rows of several batches of one model, in order, as one batch (its notes are
-    /// dropped: they belong to each request).
+    /// The rows of several batches of one model, in order, as one batch (its notes and
+    /// drift are dropped: they belong to each request).
     ///
     /// # Panics
     /// If the batches hold rows of different forms (they come from different models).
@@ -362,9 +364,11 @@ impl Batch {
                 keys: Vec::new(),
                 rows: Rows::Texts(Vec::new()),
                 notes: Vec::new(),
+                drift: None,
             };
         };
         out.notes.clear();
+        out.drift = None;
         for b in iter {
             out.keys.extend(b.keys);
             match (&mut out.rows, b.rows) {
@@ -609,6 +613,8 @@ pub struct Evaluation {
     pub report: String,
     /// The headline scores by name (`accuracy`, `auroc`, `rmse`, …).
     pub scores: Vec<(String, f64)>,
+    /// Notes about the input for the user (drift from the training data).
+    pub notes: Vec<String>,
 }
 
 /// A model of some kind, read back from its directory by [`load_any`](crate::load_any):

@@ -74,6 +74,9 @@ fn run(cli: Cli, train_matches: Option<&clap::ArgMatches>, registry: &Registry) 
                 .model
                 .evaluate(&input)
                 .map_err(|e| loaded.refuse(e))?;
+            for note in &evaluation.notes {
+                eprintln!("note: {note}");
+            }
             print!("{}", evaluation.report);
             Ok(())
         }

@@ -166,6 +166,7 @@ impl crate::Model for Generator {
                 m.tokens, self.saved.tokens, m.loss, m.perplexity
             ),
             scores,
+            notes: Vec::new(),
         })
     }
 

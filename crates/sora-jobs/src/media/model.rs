@@ -378,6 +378,7 @@ impl crate::Model for MediaModel {
                 values: samples.values,
             },
             notes: Vec::new(),
+            drift: None,
         })
     }
 

@@ -113,6 +113,7 @@ pub(super) fn train_in(
     let split = config
         .holdout
         .stratified(&samples.labels, config.train.seed);
+    config.holdout.require_test(&split, Some(&samples.labels))?;
     let valid = (!split.valid.is_empty()).then(|| samples.subset(&split.valid));
     split_in(
         &samples.subset(&split.train),

@@ -556,6 +556,7 @@ impl crate::Model for RecommenderModel {
             keys: (1..=pairs.len()).map(|r| r.to_string()).collect(),
             rows: Rows::Pairs(pairs),
             notes: Vec::new(),
+            drift: None,
         })
     }
 
@@ -598,6 +599,7 @@ impl crate::Model for RecommenderModel {
                 ("bias_rmse".to_string(), scores.bias.rmse),
                 ("global_mean_rmse".to_string(), scores.global_mean.rmse),
             ],
+            notes: Vec::new(),
         })
     }
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use sora_core::ModelSpec;
-use sora_data::{ColumnKind, Impute, PipelineConfig, TargetRule};
+use sora_data::{ColumnKind, Impute, PipelineConfig, TargetRule, TextCells};
 use sora_train::TrainConfig;
 
 pub use baseline::logistic_regression;
@@ -57,6 +57,23 @@ pub enum TabularError {
         data_inputs: usize,
         /// The data's task.
         data_task: String,
+    },
+    /// The target column looks like a row identifier: nothing to learn.
+    #[error(
+        "{file}: the target `{column}` looks like a row identifier ({why}): a model cannot \
+         learn it. Name the column to predict with --target (columns: {}); to use `{column}` \
+         anyway, say how: --regression, or --target-above VALUE",
+        .columns.join(", ")
+    )]
+    IdentifierTarget {
+        /// The file.
+        file: String,
+        /// The target column.
+        column: String,
+        /// What makes it look so.
+        why: String,
+        /// The table's columns.
+        columns: Vec<String>,
     },
     /// A model directory's pipeline and spec disagree.
     #[error("{}: {PIPELINE_FILE} makes {pipeline} inputs but spec.json takes {spec}", .dir.display())]
@@ -239,6 +256,11 @@ pub struct TabularOptions {
     /// Columns to treat as numeric (standardised), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub numeric: Vec<String>,
+    /// A column of numbers with a few text cells (at most 1 in 20): refuse (the default,
+    /// naming the cells), missing (read them as missing values), or categorical (every value
+    /// a category, as text).
+    #[arg(long, value_name = "refuse|missing|categorical")]
+    pub text_cells: Option<TextCells>,
     /// A pipeline config (JSON) with every data option, per-column imputation included; the
     /// flags above are applied on top of it.
     #[arg(long)]
@@ -314,6 +336,9 @@ impl Kind for Tabular {
             for column in columns {
                 config.pipeline.kinds.insert(column, kind);
             }
+        }
+        if let Some(rule) = o.text_cells {
+            config.pipeline.text_cells = rule;
         }
         config.pipeline.missing_indicators |= o.missing_indicators;
         config.pipeline.drop_missing_rows |= o.drop_missing;

@@ -219,6 +219,7 @@ impl crate::Model for TabularModel {
         let table = input.table(Tabular::NAME)?;
         let rows: Vec<usize> = (0..table.n_rows()).collect();
         let t = self.pipeline.transform(&table, &rows)?;
+        let drift = self.pipeline.drift(&table, &rows)?;
         let mut notes = Vec::new();
         if t.unseen_categories > 0 {
             notes.push(format!(
@@ -226,6 +227,7 @@ impl crate::Model for TabularModel {
                 t.unseen_categories
             ));
         }
+        notes.extend(drift.notes());
         Ok(Batch {
             key: "row",
             // Rows are numbered from 1, the first data row (as `sora explain --rows` takes them).
@@ -235,6 +237,7 @@ impl crate::Model for TabularModel {
                 d: t.d,
             },
             notes,
+            drift: Some(drift),
         })
     }
 
@@ -263,11 +266,11 @@ impl crate::Model for TabularModel {
     fn evaluate(&self, input: &Input) -> Result<Evaluation> {
         let table = input.table(Tabular::NAME)?;
         let metrics = TabularModel::evaluate(self, &table)?;
-        Ok(crate::evaluation(
-            &metrics,
-            self.pipeline.classes(),
-            table.n_rows(),
-        ))
+        let rows: Vec<usize> = (0..table.n_rows()).collect();
+        Ok(Evaluation {
+            notes: self.pipeline.drift(&table, &rows)?.notes(),
+            ..crate::evaluation(&metrics, self.pipeline.classes(), table.n_rows())
+        })
     }
 
     fn explain(&self, input: &Input, request: &ExplainRequest) -> Result<Explanation> {

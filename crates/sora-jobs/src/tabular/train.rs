@@ -6,8 +6,8 @@ use burn::module::Module;
 use burn::tensor::Device;
 use sora_core::{CheckedSpec, HeadSpec, Identity, IdentitySpec, Model, ModelSpec, Task};
 use sora_data::{
-    FittedPipeline, Schema, Split, Table, TargetValues, TaskKind, Transformed,
-    balanced_class_weights, encode_target,
+    ColumnKind, FittedPipeline, PipelineConfig, Schema, Split, Table, TargetRule, TargetValues,
+    TaskKind, Transformed, balanced_class_weights, encode_target,
 };
 use sora_train::{Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, TrainData};
 
@@ -114,6 +114,47 @@ impl Prepared {
     }
 }
 
+/// Refuses a target that looks like a row identifier, unless the target rule was chosen: a
+/// text column whose values are all distinct (every row its own class), or whole numbers, all
+/// distinct, that count up one by one (`1, 2, 3, …` in any order) or are named like an id.
+fn check_target(table: &Table, schema: &Schema, config: &PipelineConfig) -> Result<()> {
+    let Some(column) = schema.column(&config.target) else {
+        return Ok(()); // encode_target names the missing column
+    };
+    if config.target_rule != TargetRule::Auto {
+        return Ok(());
+    }
+    let present = schema.n_rows - column.n_missing;
+    let distinct = column.n_distinct == present && present > sora_data::MAX_CLASSES_AUTO;
+    let why = match column.numeric {
+        _ if column.kind == ColumnKind::Identifier => Some(format!(
+            "{present} values, all distinct{}",
+            if column.numeric.is_some() {
+                ", whole numbers, named like an id"
+            } else {
+                ""
+            }
+        )),
+        Some(s) if distinct && s.all_integer && s.max - s.min + 1.0 == present as f64 => {
+            Some(format!(
+                "{present} whole numbers, all distinct, counting {} .. {}",
+                s.min, s.max
+            ))
+        }
+        _ => None,
+    };
+    match why {
+        Some(why) => Err(TabularError::IdentifierTarget {
+            file: table.source().to_string(),
+            column: config.target.clone(),
+            why,
+            columns: table.headers().to_vec(),
+        }
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// Splits the rows (stratified by class, seeded), fits the pipeline on the training rows and
 /// transforms every split. The target alone decides the split, before any statistic is
 /// fitted, so nothing of the validation or test rows leaks into the pipeline.
@@ -121,6 +162,7 @@ pub fn prepare(table: &Table, config: &TabularConfig) -> Result<Prepared> {
     config.check()?;
     config.pipeline.validate(table)?;
     let schema = config.pipeline.infer_schema(table);
+    check_target(table, &schema, &config.pipeline)?;
     let target = encode_target(table, &config.pipeline)?;
     let seed = config.train.seed;
     let positions = match &target.targets {

@@ -75,6 +75,9 @@ pub enum TextJobError {
     /// The model spec is invalid.
     #[error(transparent)]
     Spec(#[from] SpecError),
+    /// The seeded split left the validation or test part empty ([`JobError::EmptyPart`]).
+    #[error(transparent)]
+    Split(Box<crate::JobError>),
     /// A named column is not in the file.
     #[error("{file}: no column `{column}` (columns: {found})")]
     MissingColumn {

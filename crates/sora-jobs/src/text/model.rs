@@ -178,6 +178,7 @@ impl crate::Model for TextModel {
             keys: (1..=docs.len()).map(|r| r.to_string()).collect(),
             rows: Rows::Texts(docs.texts),
             notes: Vec::new(),
+            drift: None,
         })
     }
 

@@ -214,6 +214,10 @@ pub(super) fn train_in(
         });
     }
     let split = split(data, config);
+    config
+        .holdout
+        .require_parts(&split, Some(&data.labels))
+        .map_err(|e| TextJobError::Split(Box::new(e)))?;
     let tokenizer = Tokenizer::new(config.tokenizer.clone())?;
     let train_tokens: Vec<Vec<String>> = split
         .train
