@@ -293,3 +293,42 @@ fn a_pipeline_with_a_column_removed_is_refused_naming_it() {
     assert!(stderr.contains("pipeline.json"), "{stderr}");
     assert!(stderr.contains("no feature makes `thal`"), "{stderr}");
 }
+
+/// Text and images split through the same check as tables: a held-out part left empty by
+/// classes too small to hold out says so, with what to do, before training.
+#[test]
+fn text_and_image_classes_too_small_to_hold_out_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("model");
+    let out = out.to_str().unwrap();
+
+    let texts = root.path().join("texts.csv");
+    let mut csv = String::from("text,label\n");
+    for class in 0..30 {
+        for doc in 0..2 {
+            csv.push_str(&format!("word{class} thing{doc} other words,c{class}\n"));
+        }
+    }
+    std::fs::write(&texts, csv).unwrap();
+    let texts = texts.to_str().unwrap();
+    let stderr = fails(&[
+        "train", "--data", texts, "--text", "text", "--target", "label", "--out", out,
+    ]);
+    assert!(
+        stderr.contains(
+            "the validation part of the split is empty: 60 rows, in 30 classes of at most 2 rows"
+        ),
+        "{stderr}"
+    );
+
+    let images = root.path().join("images");
+    common::media::bars(&images, 2, 1);
+    let stderr = fails(&["train", "--data", images.to_str().unwrap(), "--out", out]);
+    assert!(
+        stderr.contains(
+            "the test part of the split is empty: 4 rows, in 2 classes of at most 2 rows"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(entries(root.path()), ["images", "texts.csv"]);
+}
