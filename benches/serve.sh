@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Load test of `sora serve` on loopback with wrk (Debian package `wrk`): single-row latency
 # percentiles and rows per second at 1, 8 and 64 concurrent connections, a run with one bad
-# request in five mixed in, and beside them `sora predict` on the same rows in-process.
+# request in five mixed in, a run with slowloris connections held open beside the load
+# (benches/slowloris.py), and beside them `sora predict` on the same rows in-process.
 #
-#   bash benches/serve.sh            # DURATION=10s PORT=18080 by default
+#   bash benches/serve.sh            # DURATION=10s PORT=18080 SLOW=200 by default
 #
 # The model is the Taiwan credit-default model (`sora train`, balanced class weights, seed
 # 42), trained into target/serve-bench/model on the first run. The request bodies are the
@@ -13,6 +14,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10s}
 PORT=${PORT:-18080}
+SLOW=${SLOW:-200}
 WORK=target/serve-bench
 DATA=data/credit_default_taiwan/credit_default.csv
 mkdir -p "$WORK"
@@ -75,6 +77,23 @@ SERVER=$!
 for _ in $(seq 100); do grep -q "listening on" "$WORK/serve1.log" && break; sleep 0.1; done
 echo "=== without batching: sora serve --max-batch-rows 1"
 run 64 0
+kill -TERM $SERVER; wait $SERVER || true
+
+# The same load with $SLOW slowloris connections beside it: each trickles a request head that
+# never ends, is closed by the header timeout (2 s here) and opened again at once.
+"$SORA" serve --model "$WORK/model" --addr "127.0.0.1:$PORT" --header-timeout-ms 2000 > "$WORK/serve-slow.log" 2>&1 &
+SERVER=$!
+for _ in $(seq 100); do grep -q "listening on" "$WORK/serve-slow.log" && break; sleep 0.1; done
+echo "=== --header-timeout-ms 2000, without slow clients"
+run 64 0
+echo "=== --header-timeout-ms 2000, $SLOW slowloris connections beside the load"
+python3 benches/slowloris.py 127.0.0.1 "$PORT" "$SLOW" > "$WORK/slowloris.txt" &
+SLOWLORIS=$!
+sleep 1
+run 64 0
+kill -TERM $SLOWLORIS; wait $SLOWLORIS
+cat "$WORK/slowloris.txt"
+curl -s "$URL/metrics" | grep -E '^sora_(connections_|connection_limit|timeouts_total)'
 kill -TERM $SERVER; wait $SERVER || true; trap - EXIT
 
 echo "=== in-process scoring, same rows: sora predict --data $WORK/rows.csv (2,000 rows)"

@@ -1,7 +1,8 @@
 //! `sora serve` as a user runs it: a child process on a free loopback port, spoken to over
 //! plain HTTP/1.1 (`std::net::TcpStream`). Its answers equal `sora predict`'s for the same
 //! rows; bad input gets a 4xx JSON answer naming the row and column and never stops the
-//! server; SIGTERM lets a request in flight finish.
+//! server; SIGTERM lets a request in flight finish; listening on a reachable address without
+//! an API key is warned about.
 
 mod common;
 
@@ -527,6 +528,54 @@ fn sigterm_lets_the_request_in_flight_finish() {
     assert!(rest.contains("stopped"), "{rest}");
     // No new connection is accepted.
     assert!(TcpStream::connect(server.addr).is_err());
+}
+
+/// `sora serve --addr addr` with `extra` options until it listens; then stopped. Its
+/// standard error.
+fn serve_stderr(addr: &str, extra: &[&str]) -> String {
+    let (model, _) = german();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sora"))
+        .args(["serve", "--model", model.to_str().unwrap(), "--addr", addr])
+        .args(["--device", &device()])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("listening on") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        assert!(n > 0, "sora serve ended before listening");
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    stderr
+}
+
+#[test]
+fn a_reachable_address_without_an_api_key_is_warned_about() {
+    let stderr = serve_stderr("0.0.0.0:0", &[]);
+    assert!(
+        stderr.contains("warning: listening on 0.0.0.0:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--api-key-file"), "{stderr}");
+    let key = tempfile::tempdir().unwrap();
+    let file = key.path().join("key");
+    std::fs::write(&file, "0123456789abcdef\n").unwrap();
+    let stderr = serve_stderr("0.0.0.0:0", &["--api-key-file", file.to_str().unwrap()]);
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let stderr = serve_stderr("127.0.0.1:0", &[]);
+    assert!(!stderr.contains("warning"), "{stderr}");
 }
 
 #[test]

@@ -36,6 +36,26 @@
 //! [`ServeConfig::max_batch_rows`] rows), then scores them all in one forward pass. A lone
 //! request is scored at once, so the window costs nothing without load.
 //!
+//! ## Slow clients, floods of connections, keys and browsers
+//!
+//! A client cannot hold the server by being slow or by opening many connections; every limit
+//! is a [`ServeConfig`] field and a `sora serve` option:
+//!
+//! | option | default | what |
+//! |---|---|---|
+//! | `--header-timeout-ms` | 10,000 | time a connection has to send a request's head, from its opening or the end of the previous answer; a slower one (slowloris) is closed, and so is a kept-alive connection idle that long |
+//! | `--body-timeout-ms` | 30,000 | time a request has to send its body once its head is in; a body that does not arrive (`Content-Length: 1000` and 10 bytes sent) is answered 408 and the connection closed |
+//! | `--request-timeout-ms` | 60,000 | time from a request's head to the start of its answer, body and scoring included: 503 with a JSON error after it (a streamed generation is not cut once started) |
+//! | `--max-connections` | the open-file limit (`ulimit -n`) less 64, at most 65,536 ([`default_max_connections`]) | connections open at once; further ones wait in the listener's queue, unaccepted, until a connection closes, so accepting never fails for want of a descriptor and `/healthz` answers again as soon as the timeouts above free a slot |
+//! | `--api-key-file FILE` | none | the file's one line is the API key: every route but `GET /healthz` answers 401 (`WWW-Authenticate: Bearer`, a JSON error) unless the request carries `Authorization: Bearer <key>`; the key is kept as its SHA-256 digest and compared in constant time |
+//! | `--cors-origin ORIGIN` | none | browsers on `ORIGIN` (`scheme://host[:port]`; repeatable, or `*` for any) may call the API: preflight `OPTIONS` requests are answered and answers carry `Access-Control-Allow-Origin`; without it no CORS header is sent |
+//!
+//! [`Server::exposure_warning`] says when the server listens on an address other machines can
+//! reach without a key (`sora serve` prints it). `/metrics` counts open connections
+//! (`sora_connections_open`), accepted ones, the times the connection limit was reached,
+//! timeouts by stage (`sora_timeouts_total{stage="header|body|request"}`) and refused keys
+//! (`sora_unauthorized_total`).
+//!
 //! ```
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::io::{Read, Write};
@@ -78,13 +98,18 @@
 //! # }
 //! ```
 
+mod auth;
+mod cors;
+mod listen;
 mod metrics;
 mod request;
 mod routes;
+mod timeouts;
 mod worker;
 
 use std::future::Future;
-use std::path::Path;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::Sender;
@@ -94,6 +119,7 @@ use burn::tensor::Device;
 use serde_json::{Value, json};
 use sora_jobs::{InputSchema, JobError, Legacy, Model, Registry};
 
+use crate::auth::ApiKey;
 use crate::metrics::Metrics;
 use crate::worker::Job;
 
@@ -113,6 +139,32 @@ pub struct ServeConfig {
     /// Most rows (or files, or users) in one request (more: 413).
     #[arg(long, default_value_t = ServeConfig::default().max_rows)]
     pub max_rows: usize,
+    /// Milliseconds a connection has to send a request's head (request line and headers),
+    /// counted from its opening or from the end of the previous answer: a slower connection
+    /// is closed, and so is a kept-alive connection idle for that long.
+    #[arg(long, default_value_t = ServeConfig::default().header_timeout_ms)]
+    pub header_timeout_ms: u64,
+    /// Milliseconds a request has to send its body once its head is in (slower: 408, and the
+    /// connection is closed).
+    #[arg(long, default_value_t = ServeConfig::default().body_timeout_ms)]
+    pub body_timeout_ms: u64,
+    /// Milliseconds from a request's head to the start of its answer, the body and the
+    /// scoring included (slower: 503); a streamed generation is not cut once it has started.
+    #[arg(long, default_value_t = ServeConfig::default().request_timeout_ms)]
+    pub request_timeout_ms: u64,
+    /// Most connections open at once; further ones wait, unaccepted, until one closes
+    /// (default: the open-file limit, `ulimit -n`, less a margin for the model's files and
+    /// the runtime).
+    #[arg(long, default_value_t = ServeConfig::default().max_connections)]
+    pub max_connections: usize,
+    /// A file holding the API key (one line): every route but `GET /healthz` then needs
+    /// `Authorization: Bearer <key>` (otherwise 401).
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// An origin allowed to call the API from a browser (CORS), e.g. `https://app.example.com`;
+    /// repeat for more, or `*` for any. Without it no CORS headers are sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
     /// The device's name, as reported by `GET /v1/model`.
     #[arg(skip = "flex".to_string())]
     pub device_name: String,
@@ -120,13 +172,20 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     /// A 100 µs batch window, batches of up to 256 rows, bodies up to 1 MiB, requests of up
-    /// to 1,024 rows, on `flex`.
+    /// to 1,024 rows; 10 s for a request's head, 30 s for its body, 60 s to answer; as many
+    /// connections as [`default_max_connections`] allows; no API key, no CORS; on `flex`.
     fn default() -> Self {
         Self {
             batch_window_us: 100,
             max_batch_rows: 256,
             max_body_bytes: 1 << 20,
             max_rows: 1024,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 30_000,
+            request_timeout_ms: 60_000,
+            max_connections: default_max_connections(),
+            api_key_file: None,
+            cors_origins: Vec::new(),
             device_name: "flex".into(),
         }
     }
@@ -137,6 +196,99 @@ impl ServeConfig {
     pub fn batch_window(&self) -> Duration {
         Duration::from_micros(self.batch_window_us)
     }
+
+    /// The time a connection has to send a request's head.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
+    }
+
+    /// The time a request has to send its body.
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms)
+    }
+
+    /// The time a request has to be answered.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Every option in range, or the first one that is not.
+    fn check(&self) -> Result<(), ServeError> {
+        let positive = [
+            ("max_batch_rows", self.max_batch_rows),
+            ("max_body_bytes", self.max_body_bytes),
+            ("max_rows", self.max_rows),
+            ("max_connections", self.max_connections),
+        ];
+        if let Some((field, _)) = positive.into_iter().find(|&(_, value)| value == 0) {
+            return Err(ServeError::Config {
+                field,
+                expected: "a positive number",
+                found: "0".into(),
+            });
+        }
+        let timeouts = [
+            ("header_timeout_ms", self.header_timeout_ms),
+            ("body_timeout_ms", self.body_timeout_ms),
+            ("request_timeout_ms", self.request_timeout_ms),
+        ];
+        if let Some((field, value)) = timeouts
+            .into_iter()
+            .find(|(_, value)| !(1..=MAX_TIMEOUT_MS).contains(value))
+        {
+            return Err(ServeError::Config {
+                field,
+                expected: "milliseconds in 1..=86400000 (a day)",
+                found: value.to_string(),
+            });
+        }
+        let ceiling = connection_ceiling();
+        if self.max_connections as u64 > ceiling {
+            return Err(ServeError::Config {
+                field: "max_connections",
+                expected: "at most the open-file limit (`ulimit -n`) less 64 for the model and the runtime",
+                found: format!("{} (at most {ceiling} here)", self.max_connections),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The longest timeout accepted: a day.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+/// File descriptors kept for what is not a connection: the listener, the model's files, the
+/// runtime's event queue and wakers, standard streams.
+const FD_MARGIN: u64 = 64;
+
+/// The process's soft limit on open files, where the platform has one.
+fn open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rlimit::getrlimit(rlimit::Resource::NOFILE)
+            .ok()
+            .map(|(soft, _)| soft)
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The most connections the server may hold: the open-file limit less 64 descriptors for
+/// the rest of the process (at least 1, at most 2²⁰, 2²⁰ where there is no limit to read), so
+/// that accepting a connection never fails for want of a descriptor.
+fn connection_ceiling() -> u64 {
+    const MOST: u64 = 1 << 20;
+    open_file_limit().map_or(MOST, |limit| limit.saturating_sub(FD_MARGIN).clamp(1, MOST))
+}
+
+/// The default of [`ServeConfig::max_connections`]: as many as the open-file limit allows
+/// (the limit less 64 descriptors for the model's files and the runtime), at most 65,536.
+/// Connections beyond it wait in the listener's queue instead of failing for want of a
+/// descriptor, so `/healthz` keeps answering under a flood of connections.
+pub fn default_max_connections() -> usize {
+    connection_ceiling().min(65_536) as usize
 }
 
 /// Why the server could not start or stopped with an error.
@@ -155,6 +307,14 @@ pub enum ServeError {
         expected: &'static str,
         /// What it was given.
         found: String,
+    },
+    /// The API key file cannot be used.
+    #[error("--api-key-file {}: {problem}", path.display())]
+    ApiKey {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
     },
     /// The HTTP server failed.
     #[error("serving HTTP: {0}")]
@@ -176,6 +336,10 @@ pub(crate) struct Shared {
     metrics: Arc<Metrics>,
     /// Predict requests being parsed and checked, not yet queued.
     arriving: Arc<AtomicUsize>,
+    /// The key every route but `/healthz` needs, if any.
+    key: Option<ApiKey>,
+    /// The origins browsers may call from, if any.
+    cors: Option<tower_http::cors::CorsLayer>,
 }
 
 /// A loaded model and its scoring thread, ready to [`run`](Server::run).
@@ -227,8 +391,9 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// A directory that cannot be read as a model ([`ServeError::Model`]), or options out of
-    /// range.
+    /// A directory that cannot be read as a model ([`ServeError::Model`]), options out of
+    /// range ([`ServeError::Config`]), an API key file that cannot be used
+    /// ([`ServeError::ApiKey`]).
     pub fn load(dir: &Path, device: &Device, config: ServeConfig) -> Result<Server, ServeError> {
         Self::load_with(&Registry::builtin(), dir, device, config)
     }
@@ -240,19 +405,13 @@ impl Server {
         device: &Device,
         config: ServeConfig,
     ) -> Result<Server, ServeError> {
-        for (field, value) in [
-            ("max_batch_rows", config.max_batch_rows),
-            ("max_body_bytes", config.max_body_bytes),
-            ("max_rows", config.max_rows),
-        ] {
-            if value == 0 {
-                return Err(ServeError::Config {
-                    field,
-                    expected: "a positive number",
-                    found: "0".into(),
-                });
-            }
-        }
+        config.check()?;
+        let key = config
+            .api_key_file
+            .as_deref()
+            .map(ApiKey::read)
+            .transpose()?;
+        let cors = cors::layer(&config.cors_origins)?;
         let loaded = registry.load_any(dir, device)?;
         let model: Arc<dyn Model> = Arc::from(loaded.model);
         let description = describe(model.as_ref(), dir, &config.device_name);
@@ -281,6 +440,8 @@ impl Server {
                 jobs,
                 metrics,
                 arriving,
+                key,
+                cors,
             }),
             worker,
             legacy: loaded.legacy,
@@ -302,8 +463,15 @@ impl Server {
         self.legacy.as_ref()
     }
 
+    /// A warning for a server listening on `addr`, when that is reachable from other
+    /// machines (not a loopback address) and no API key guards it; what to do about it.
+    pub fn exposure_warning(&self, addr: SocketAddr) -> Option<String> {
+        exposure_warning(addr, self.shared.key.is_some())
+    }
+
     /// Serves HTTP on `listener` until `shutdown` completes; then stops accepting
-    /// connections, lets the requests in flight finish, and stops the scoring thread.
+    /// connections, lets the requests in flight finish, closes idle connections, and stops
+    /// the scoring thread.
     ///
     /// # Errors
     ///
@@ -318,9 +486,9 @@ impl Server {
     {
         let Server { shared, worker, .. } = self;
         let app = routes::router(Arc::clone(&shared));
+        let (config, metrics) = (shared.config.clone(), Arc::clone(&shared.metrics));
         drop(shared);
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
+        let served = listen::serve(listener, app, &config, metrics, shutdown)
             .await
             .map_err(ServeError::Http);
         // Every handle on the job queue is gone with the router: the scoring thread ends.
@@ -336,8 +504,66 @@ impl Server {
     }
 }
 
+/// The warning for an unguarded server on a non-loopback address.
+fn exposure_warning(addr: SocketAddr, authenticated: bool) -> Option<String> {
+    (!authenticated && !addr.ip().is_loopback()).then(|| {
+        format!(
+            "warning: listening on {addr}, which other machines can reach, without an API key: \
+             anyone who can connect can use the model. Pass --api-key-file FILE (a file \
+             holding one secret token, e.g. from `openssl rand -hex 32`) to require \
+             `Authorization: Bearer <token>`, or listen on 127.0.0.1 behind a proxy that \
+             authenticates"
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unguarded_non_loopback_address_is_warned_about() {
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let warning = exposure_warning(addr("0.0.0.0:8080"), false).unwrap();
+        assert!(warning.contains("0.0.0.0:8080"), "{warning}");
+        assert!(warning.contains("--api-key-file"), "{warning}");
+        assert!(exposure_warning(addr("192.168.1.5:80"), false).is_some());
+        assert!(exposure_warning(addr("[::]:80"), false).is_some());
+        assert!(exposure_warning(addr("0.0.0.0:8080"), true).is_none());
+        assert!(exposure_warning(addr("127.0.0.1:8080"), false).is_none());
+        assert!(exposure_warning(addr("127.0.0.2:8080"), false).is_none());
+        assert!(exposure_warning(addr("[::1]:8080"), false).is_none());
+    }
+
+    #[test]
+    fn out_of_range_options_are_named() {
+        let refused = |config: ServeConfig| match config.check() {
+            Err(ServeError::Config { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let base = ServeConfig::default();
+        assert!(base.check().is_ok());
+        let with = |f: fn(&mut ServeConfig)| {
+            let mut c = base.clone();
+            f(&mut c);
+            c
+        };
+        assert_eq!(refused(with(|c| c.max_connections = 0)), "max_connections");
+        assert_eq!(
+            refused(with(|c| c.max_connections = usize::MAX)),
+            "max_connections"
+        );
+        assert_eq!(
+            refused(with(|c| c.header_timeout_ms = 0)),
+            "header_timeout_ms"
+        );
+        assert_eq!(refused(with(|c| c.body_timeout_ms = 0)), "body_timeout_ms");
+        assert_eq!(
+            refused(with(|c| c.request_timeout_ms = MAX_TIMEOUT_MS + 1)),
+            "request_timeout_ms"
+        );
+        assert!(default_max_connections() as u64 <= connection_ceiling());
+    }
     /// Burn 0.22.1's models and devices may be shared across threads: the handlers check and
     /// encode rows with the model while the scoring thread runs it.
     #[test]

@@ -1,5 +1,6 @@
 //! The server's Prometheus metrics: requests by route and status, latency histograms,
-//! batch sizes, rows scored and explained, tokens written, failures inside the model.
+//! batch sizes, rows scored and explained, tokens written, failures inside the model; open
+//! connections, waits at the connection limit, timeouts by stage, refused API keys.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -45,6 +46,17 @@ impl Route {
             Route::Other => "other",
         }
     }
+}
+
+/// Where a request ran out of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// The head did not arrive within `--header-timeout-ms`: the connection was closed.
+    Header,
+    /// The body did not arrive within `--body-timeout-ms`: 408.
+    Body,
+    /// No answer within `--request-timeout-ms`: 503.
+    Request,
 }
 
 /// Upper bounds of the latency histogram, in seconds.
@@ -111,6 +123,14 @@ pub(crate) struct Metrics {
     pub(crate) rows_explained: AtomicU64,
     pub(crate) tokens_generated: AtomicU64,
     pub(crate) scoring_errors: AtomicU64,
+    /// Connections being served now.
+    pub(crate) connections_open: AtomicU64,
+    pub(crate) connections_accepted: AtomicU64,
+    /// Times the server held `--max-connections` connections and stopped accepting.
+    pub(crate) connection_limit_reached: AtomicU64,
+    timeouts: [AtomicU64; 3],
+    /// Requests refused for a missing or wrong API key.
+    pub(crate) unauthorized: AtomicU64,
 }
 
 impl Metrics {
@@ -123,6 +143,10 @@ impl Metrics {
                 .or_default()
                 .observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
         }
+    }
+
+    pub(crate) fn timed_out(&self, stage: Stage) {
+        self.timeouts[stage as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn batch(&self, rows: usize) {
@@ -199,12 +223,40 @@ impl Metrics {
                 "Forward passes and explanations that failed inside the model (500 answers).",
                 &self.scoring_errors,
             ),
+            (
+                "sora_connections_accepted_total",
+                "Connections accepted.",
+                &self.connections_accepted,
+            ),
+            (
+                "sora_connection_limit_reached_total",
+                "Times --max-connections connections were open and new ones waited to be accepted.",
+                &self.connection_limit_reached,
+            ),
+            (
+                "sora_unauthorized_total",
+                "Requests refused (401) for a missing or wrong API key.",
+                &self.unauthorized,
+            ),
         ] {
             out.push_str(&format!(
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
                 value.load(Ordering::Relaxed)
             ));
         }
+        out.push_str("# HELP sora_timeouts_total Requests out of time: header (connection closed), body (408), request (503).\n");
+        out.push_str("# TYPE sora_timeouts_total counter\n");
+        for (stage, n) in ["header", "body", "request"].iter().zip(&self.timeouts) {
+            out.push_str(&format!(
+                "sora_timeouts_total{{stage=\"{stage}\"}} {}\n",
+                n.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(&format!(
+            "# HELP sora_connections_open Connections being served.\n\
+             # TYPE sora_connections_open gauge\nsora_connections_open {}\n",
+            self.connections_open.load(Ordering::Relaxed)
+        ));
         out
     }
 }

@@ -63,6 +63,14 @@ impl ApiError {
         )
     }
 
+    /// A body over `--max-body-bytes`: 413.
+    pub(crate) fn too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is over the size limit (--max-body-bytes)",
+        )
+    }
+
     /// A failure of the model on input it accepted, or of the model itself: 500.
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, message)
@@ -136,12 +144,12 @@ fn data_error(e: &DataError) -> ApiError {
 pub(crate) fn body_bytes(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
     body.map_err(|rejection| {
         let status = rejection.status();
-        let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-            "the request body is over the size limit (--max-body-bytes)".to_string()
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::too_large()
         } else {
-            format!("could not read the request body: {}", rejection.body_text())
-        };
-        ApiError::new(status, message)
+            let message = format!("could not read the request body: {}", rejection.body_text());
+            ApiError::new(status, message)
+        }
     })
 }
 

@@ -17,20 +17,23 @@ use serde_json::{Map, Value, json};
 use sora_jobs::explain::{ExplainRequest, Method, Target};
 use sora_jobs::{GenerateRequest, Input, OutputKind};
 
-use crate::Shared;
 use crate::metrics::{Metrics, Route};
 use crate::request::{
     ApiError, body_bytes, input_fields, input_of, json_body, one_or_many, parse_object, raw_file,
     type_name,
 };
 use crate::worker::{Arriving, Job, Piece};
+use crate::{Shared, auth, timeouts};
 
 const ROUTES: &str = "POST /v1/predict, POST /v1/explain, POST /v1/generate, POST /v1/recommend, GET /v1/model, GET /healthz, GET /metrics";
 
+/// The routes, behind (outermost first) the metrics, CORS, the API key, the request
+/// timeout, and the body's timeout and size limit.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let limit = shared.config.max_body_bytes;
     let metrics = Arc::clone(&shared.metrics);
-    Router::new()
+    let cors = shared.cors.clone();
+    let router = Router::new()
         .route("/v1/predict", post(predict_handler))
         .route("/v1/explain", post(explain_handler))
         .route("/v1/generate", post(generate_handler))
@@ -55,6 +58,23 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            timeouts::read_body,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            timeouts::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&shared),
+            auth::authenticate,
+        ));
+    let router = match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(axum::middleware::from_fn_with_state(metrics, track))
         .with_state(shared)
 }
@@ -80,6 +100,11 @@ async fn model_handler(State(shared): State<Arc<Shared>>) -> Response {
         "max_rows": c.max_rows,
         "max_batch_rows": c.max_batch_rows,
         "batch_window_us": c.batch_window_us,
+        "header_timeout_ms": c.header_timeout_ms,
+        "body_timeout_ms": c.body_timeout_ms,
+        "request_timeout_ms": c.request_timeout_ms,
+        "max_connections": c.max_connections,
+        "api_key": shared.key.is_some(),
     });
     json_body(&value).into_response()
 }

@@ -394,7 +394,11 @@ fn serve(args: args::ServeArgs, registry: &Registry) -> Result<()> {
             info.parameters,
             args.device.device
         );
-        println!("listening on http://{}", listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        if let Some(warning) = server.exposure_warning(addr) {
+            eprintln!("{warning}");
+        }
+        println!("listening on http://{addr}");
         std::io::stdout().flush()?;
         server.run(listener, shutdown).await?;
         println!("stopped");
