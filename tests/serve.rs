@@ -690,3 +690,36 @@ fn text_models_take_the_text_column() {
         "{answer}"
     );
 }
+
+/// `/metrics` counts, per input column, what the predicted rows hold against the training
+/// rows, and flags a column that drifted: here `duration`, sent empty in every row.
+#[test]
+fn metrics_say_which_input_columns_drift_from_the_training_data() {
+    let (model, rows) = german();
+    let server = Serve::start(model, &[]);
+    let info = parse(&server.get("/v1/model").1);
+    let mut json = json_rows(rows, &info);
+    for row in &mut json {
+        row["duration"] = Value::Null;
+    }
+    let (status, answer) = server.post("/v1/predict", &json!({ "rows": json[..40] }));
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = server.post("/v1/predict", &json!({ "row": json[40] }));
+    assert_eq!(status, 200, "{answer}");
+    let metrics = server.get("/metrics").1;
+    for line in [
+        "sora_input_cells_total{column=\"duration\"} 41\n",
+        "sora_input_missing_total{column=\"duration\"} 41\n",
+        "sora_training_missing_ratio{column=\"duration\"} 0\n",
+        "sora_input_drifted{column=\"duration\"} 1\n",
+        "sora_input_cells_total{column=\"age\"} 41\n",
+        "sora_input_drifted{column=\"age\"} 0\n",
+    ] {
+        assert!(metrics.contains(line), "{line:?} not in\n{metrics}");
+    }
+    let drifted = metrics
+        .lines()
+        .filter(|l| l.starts_with("sora_input_drifted{") && l.ends_with(" 1"))
+        .count();
+    assert_eq!(drifted, 1, "{metrics}");
+}

@@ -7,6 +7,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use sora_data::{ColumnDrift, Drift};
+
 /// The routes metrics are kept for (anything else counts as `other`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Route {
@@ -131,6 +133,8 @@ pub(crate) struct Metrics {
     timeouts: [AtomicU64; 3],
     /// Requests refused for a missing or wrong API key.
     pub(crate) unauthorized: AtomicU64,
+    /// The rows predicted since the start against the training rows, per column (tables).
+    drift: Mutex<Option<Drift>>,
 }
 
 impl Metrics {
@@ -142,6 +146,16 @@ impl Metrics {
             l.entry(route)
                 .or_default()
                 .observe(&LATENCY_BUCKETS, elapsed.as_secs_f64());
+        }
+    }
+
+    /// Counts the drift of one request's rows.
+    pub(crate) fn drift(&self, drift: &Drift) {
+        if let Ok(mut total) = self.drift.lock() {
+            match total.as_mut() {
+                Some(total) => total.add(drift),
+                None => *total = Some(drift.clone()),
+            }
         }
     }
 
@@ -257,13 +271,83 @@ impl Metrics {
              # TYPE sora_connections_open gauge\nsora_connections_open {}\n",
             self.connections_open.load(Ordering::Relaxed)
         ));
+        if let Some(drift) = self.drift.lock().ok().and_then(|d| d.clone()) {
+            render_drift(&mut out, &drift);
+        }
         out
     }
+}
+
+/// The predicted rows against the training rows, per input column: counters a dashboard can
+/// turn into rates, the training shares beside them, and whether the counts so far are
+/// flagged (the rules of `sora_data::drift`, as `sora predict` applies them).
+fn render_drift(out: &mut String, drift: &Drift) {
+    type Count = fn(&ColumnDrift) -> f64;
+    let series: [(&str, &str, &str, Count); 6] = [
+        (
+            "sora_input_cells_total",
+            "counter",
+            "Cells of each input column received by /v1/predict.",
+            |c| c.rows as f64,
+        ),
+        (
+            "sora_input_missing_total",
+            "counter",
+            "Cells missing, each filled from the training statistics.",
+            |c| c.missing as f64,
+        ),
+        (
+            "sora_input_outside_range_total",
+            "counter",
+            "Numbers outside the range of the training rows.",
+            |c| (c.below + c.above) as f64,
+        ),
+        (
+            "sora_input_unseen_total",
+            "counter",
+            "Categories the training rows never had.",
+            |c| c.unseen as f64,
+        ),
+        (
+            "sora_training_missing_ratio",
+            "gauge",
+            "Share of the training rows missing in the column.",
+            |c| c.training.as_ref().map_or(f64::NAN, |t| t.missing_share()),
+        ),
+        (
+            "sora_input_drifted",
+            "gauge",
+            "1 when the rows received so far differ from the training rows in the column (missing share 10 points above training, over 5% of numbers outside the training range, or over 5% unseen categories).",
+            |c| f64::from(u8::from(!c.reasons().is_empty())),
+        ),
+    ];
+    for (name, kind, help, value) in series {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for column in &drift.columns {
+            out.push_str(&format!(
+                "{name}{{column=\"{}\"}} {}\n",
+                label_value(&column.name),
+                value(column)
+            ));
+        }
+    }
+}
+
+/// A Prometheus label value: backslash, quote and line break escaped.
+fn label_value(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_names_are_escaped_in_labels() {
+        assert_eq!(label_value("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
 
     #[test]
     fn histogram_buckets_are_cumulative() {

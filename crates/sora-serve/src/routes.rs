@@ -179,6 +179,9 @@ async fn predict_handler(
         )
         .row(row));
     }
+    if let Some(drift) = &batch.drift {
+        shared.metrics.drift(drift);
+    }
     let key = batch.key;
     let keys = batch.keys.clone();
     let n = batch.len();
