@@ -468,7 +468,8 @@ impl Server {
 
     /// Serves HTTP on `listener` until `shutdown` completes; then stops accepting
     /// connections, lets the requests in flight finish, closes idle connections, and stops
-    /// the scoring thread.
+    /// the scoring thread. A request head still arriving is waited for at most
+    /// [`ServeConfig::header_timeout_ms`].
     ///
     /// # Errors
     ///
