@@ -316,9 +316,6 @@ pub enum ServeError {
         /// What is wrong with it.
         problem: String,
     },
-    /// The HTTP server failed.
-    #[error("serving HTTP: {0}")]
-    Http(#[source] std::io::Error),
     /// The scoring thread could not be started or ended abnormally.
     #[error("the scoring thread {what}")]
     Worker {
@@ -471,11 +468,14 @@ impl Server {
 
     /// Serves HTTP on `listener` until `shutdown` completes; then stops accepting
     /// connections, lets the requests in flight finish, closes idle connections, and stops
-    /// the scoring thread.
+    /// the scoring thread. A request head still arriving is waited for at most
+    /// [`ServeConfig::header_timeout_ms`].
     ///
     /// # Errors
     ///
-    /// The listener fails ([`ServeError::Http`]) or the scoring thread panicked.
+    /// The scoring thread could not be joined or panicked ([`ServeError::Worker`]). A failed
+    /// `accept` (out of descriptors, a connection reset before it was taken) is retried after
+    /// a pause, not returned.
     pub async fn run<F>(
         self,
         listener: tokio::net::TcpListener,
@@ -488,16 +488,13 @@ impl Server {
         let app = routes::router(Arc::clone(&shared));
         let (config, metrics) = (shared.config.clone(), Arc::clone(&shared.metrics));
         drop(shared);
-        let served = listen::serve(listener, app, &config, metrics, shutdown)
-            .await
-            .map_err(ServeError::Http);
+        listen::serve(listener, app, &config, metrics, shutdown).await;
         // Every handle on the job queue is gone with the router: the scoring thread ends.
         let joined = tokio::task::spawn_blocking(move || worker.join())
             .await
             .map_err(|e| ServeError::Worker {
                 what: format!("could not be joined: {e}"),
             })?;
-        served?;
         joined.map_err(|_| ServeError::Worker {
             what: "panicked".into(),
         })

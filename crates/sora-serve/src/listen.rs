@@ -30,8 +30,7 @@ pub(crate) async fn serve<F>(
     config: &ServeConfig,
     metrics: Arc<Metrics>,
     shutdown: F,
-) -> std::io::Result<()>
-where
+) where
     F: Future<Output = ()> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(config.max_connections));
@@ -76,7 +75,6 @@ where
     }
     drop(listener);
     graceful.shutdown().await;
-    Ok(())
 }
 
 /// A connection slot, waiting for one to free when all are taken (and counting the wait);

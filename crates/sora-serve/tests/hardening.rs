@@ -246,6 +246,26 @@ fn a_head_trickled_byte_by_byte_is_closed_after_the_header_timeout() {
 }
 
 #[test]
+fn a_kept_alive_connection_idle_past_the_header_timeout_is_closed() {
+    let server = start(ServeConfig {
+        header_timeout_ms: 500,
+        ..ServeConfig::default()
+    });
+    let mut stream = connect(server.addr);
+    let keep_alive = format!(
+        "POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n{ROW}",
+        ROW.len()
+    );
+    for _ in 0..2 {
+        stream.write_all(keep_alive.as_bytes()).unwrap();
+        let answer = read_answer(&stream);
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
+    let idle = time_to_close(stream, Instant::now());
+    assert!(idle >= Duration::from_millis(400), "{idle:?}");
+}
+
+#[test]
 fn at_the_connection_limit_new_connections_wait_until_the_header_timeout_frees_slots() {
     let server = start(ServeConfig {
         max_connections: 8,
