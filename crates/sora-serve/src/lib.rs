@@ -13,7 +13,7 @@
 //! | `POST /v1/recommend` | recommenders: `{"user": …}` or `{"users": […]}`, `"top"`, `"because"` → each user's top items and the rated items behind each |
 //! | `GET /v1/model` | the model: kind, task, classes, input schema, spec, parameters, test metrics at training time, limits |
 //! | `GET /healthz` | `{"status": "ok"}` once the model is loaded |
-//! | `GET /metrics` | Prometheus text: requests by route and status, latency histograms, errors, rows and batches scored, tokens written |
+//! | `GET /metrics` | Prometheus text: requests by route and status, latency histograms, errors, rows and batches scored, tokens written; for tables, per input column: cells received, missing cells, numbers outside the training range, unseen categories, the training missing share, and `sora_input_drifted` (1 when the rows so far differ from the training rows, by the rules `sora predict` applies) |
 //!
 //! A route the model's kind does not have answers 422 and says which one does.
 //!
