@@ -9,11 +9,13 @@
 # Each target runs from a copy of its seeds in fuzz/corpus/<target>/ (the committed seeds stay
 # as they are), with a memory limit and a per-input time limit; a crash, an out-of-memory, a
 # time-out or a leak is a finding, written to fuzz/artifacts/<target>/ and named here. Prints
-# per target the executions, the rate, the coverage and the peak memory; exits 1 when any
-# target found something.
+# per target the executions, the rate, the coverage and the peak memory (libFuzzer's whole
+# output is in fuzz/logs/<target>.log); exits 1 when any target found something.
 #
 # Settings (environment):
 #   SORA_FUZZ_SANITIZER  none (default) or address: the sanitizer the targets are built with
+#   SORA_FUZZ_PROFILE    release (default) or dev: dev builds in a fraction of the time, and
+#                        runs Burn's kernels many times slower (CI)
 #   SORA_FUZZ_RSS_MB     memory limit per target, MiB (default 2048); one allocation over it
 #                        is a finding too
 #   SORA_FUZZ_TIMEOUT    seconds one input may take (default 10)
@@ -24,16 +26,22 @@ cd "$(dirname "$0")/.."
 
 targets=(csv_pipeline spec model_dir wav image idx)
 sanitizer=${SORA_FUZZ_SANITIZER:-none}
+profile=${SORA_FUZZ_PROFILE:-release}
 rss_mb=${SORA_FUZZ_RSS_MB:-2048}
 timeout=${SORA_FUZZ_TIMEOUT:-10}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/fuzz/target}
 
 build() {
   command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install --locked cargo-fuzz"; exit 2; }
-  # Release with debug assertions: overflow checks and `debug_assert!`s stay on.
-  cargo +nightly fuzz build --fuzz-dir fuzz -O --debug-assertions -s "$sanitizer"
+  # With debug assertions either way: overflow checks and `debug_assert!`s stay on.
+  case $profile in
+    release) mode=-O dir=release ;;
+    dev) mode=--dev dir=debug ;;
+    *) echo "SORA_FUZZ_PROFILE is release or dev, found $profile"; exit 2 ;;
+  esac
+  cargo +nightly fuzz build --fuzz-dir fuzz "$mode" --debug-assertions -s "$sanitizer"
   triple=$(rustc +nightly -vV | sed -n 's/^host: //p')
-  bin=$CARGO_TARGET_DIR/$triple/release
+  bin=$CARGO_TARGET_DIR/$triple/$dir
 }
 
 case "${1:-}" in
@@ -58,11 +66,11 @@ for t in "${targets[@]}"; do
   corpus=$work/$t
   cp -r "fuzz/corpus/$t" "$corpus"
   artifacts=fuzz/artifacts/$t
-  mkdir -p "$artifacts"
-  log=$work/$t.log
+  mkdir -p "$artifacts" fuzz/logs
+  log=fuzz/logs/$t.log
   dict=()
   [[ -f fuzz/dict/$t.dict ]] && dict=("-dict=fuzz/dict/$t.dict")
-  echo "--- $t: ${seconds}s, rss ${rss_mb} MiB, ${timeout}s per input, sanitizer $sanitizer"
+  echo "--- $t: ${seconds}s, rss ${rss_mb} MiB, ${timeout}s per input, $profile, sanitizer $sanitizer"
   rc=0
   "$bin/$t" "$corpus" "${dict[@]}" \
     -max_total_time="$seconds" -rss_limit_mb="$rss_mb" -malloc_limit_mb="$rss_mb" \
@@ -77,8 +85,7 @@ for t in "${targets[@]}"; do
     found=1
     echo "$t: FINDING (libFuzzer exit $rc)"
     grep -E '^==[0-9]+== ERROR|^(SUMMARY|artifact_prefix|Test unit written)|panicked at|^thread ' "$log" | head -20 || true
-    cp "$log" "$artifacts/fuzz.log"
-    echo "$t: log in $artifacts/fuzz.log"
+    echo "$t: log in $log"
   else
     echo "$t: no crash"
   fi
