@@ -3,8 +3,8 @@
 //! - `model_dir/<kind>`: one tiny model of every kind, trained through the registry as `sora
 //!   train` trains it (the same options, parsed by the same command), saved, and packed into
 //!   one input ([`sora_fuzz::pack`]);
-//! - `spec/<kind>.json`: the `spec.json` of those models that have one, behind the `spec` target's
-//!   format byte;
+//! - `spec/<kind>.json`: the `spec.json` of those models that have one, behind the `spec`
+//!   target's format byte;
 //! - `image/*`: small PNG, JPEG, BMP and GIF files, behind the `image` target's option byte.
 //!
 //! `cargo fuzz build` builds this beside the targets; `scripts/fuzz.sh --seeds` runs it.
