@@ -27,12 +27,14 @@ extern "C" fn rust_fuzzer_test_input(_input: &[u8]) -> i32 {
     0
 }
 
-/// Files the loaders only check for: kept, but empty, so the seeds stay small.
-const EMPTIED: &[&str] = &["curves.png"];
+/// Files the loaders only check for: kept, but empty, so the seeds stay small and the same
+/// from one run to the next (`timings.json` holds wall-clock seconds).
+const EMPTIED: &[&str] = &["curves.png", "timings.json"];
 
 fn main() {
     let out = std::env::args().nth(1).expect("usage: seeds CORPUS_DIR");
-    let out = Path::new(&out);
+    let out = std::path::absolute(&out).expect("the output folder");
+    let out = out.as_path();
     for target in ["model_dir", "spec", "image"] {
         std::fs::create_dir_all(out.join(target)).expect("the output folder");
     }
@@ -40,7 +42,10 @@ fn main() {
     let work = tempfile::tempdir().expect("a scratch folder");
     let data = work.path();
     write_data(data);
-    let d = |name: &str| data.join(name).display().to_string();
+    // Relative paths, so that nothing of the scratch folder's name ends up in a model (the
+    // pipeline records the file it was fitted on): the same seeds from every run.
+    std::env::set_current_dir(data).expect("the scratch folder");
+    let d = |name: &str| name.to_string();
 
     let image_spec = r#"{ "encoder": { "kind": "conv2d", "input": [1, 8, 8],
         "blocks": [ { "channels": 4, "kernel": 3, "pool": "max" } ], "global_pool": "flatten" },
