@@ -17,6 +17,7 @@
 
 use std::f64::consts::PI;
 use std::fmt;
+use std::ops::Range;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
@@ -249,18 +250,33 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Vec<f32> {
     if from == to {
         return samples.to_vec();
     }
+    resample_range(samples, from, to, 0..resampled_len(samples.len(), from, to))
+}
+
+/// Length of `len` samples resampled from `from` Hz to `to` Hz: `round(len · to / from)`, 0
+/// for a zero rate.
+fn resampled_len(len: usize, from: u32, to: u32) -> usize {
+    if from == 0 || to == 0 {
+        return 0;
+    }
+    let (from, to) = (u128::from(from), u128::from(to));
+    usize::try_from((len as u128 * to + from / 2) / from).unwrap_or(usize::MAX)
+}
+
+/// The output samples `range` (cut at the output's length) of [`resample`] at different
+/// rates, each computed on its own: the cost is that of the range, whatever the whole length.
+fn resample_range(samples: &[f32], from: u32, to: u32, range: Range<usize>) -> Vec<f32> {
     if from == 0 || to == 0 || samples.is_empty() {
         return Vec::new();
     }
-    let (from64, to64) = (u128::from(from), u128::from(to));
-    let n_out = ((samples.len() as u128 * to64 + from64 / 2) / from64) as usize;
+    let end = range.end.min(resampled_len(samples.len(), from, to));
     let table = sinc_table();
     // Kernel argument per input sample: the sinc's zeros lie `1 / scale` input samples apart.
     let scale = ROLLOFF * (f64::from(to) / f64::from(from)).min(1.0);
     let half = ZERO_CROSSINGS as f64 / scale;
     let step = f64::from(from) / f64::from(to);
     let last = samples.len() - 1;
-    (0..n_out)
+    (range.start.min(end)..end)
         .map(|j| {
             let t = j as f64 * step;
             let lo = (t - half).ceil().max(0.0) as usize;
@@ -533,14 +549,18 @@ impl FeatureExtractor {
                 message,
             });
         }
-        let resampled;
-        let samples = if clip.sample_rate == self.config.sample_rate {
-            &clip.samples
+        let (from, to) = (clip.sample_rate, self.config.sample_rate);
+        let len = self.config.clip_samples;
+        let samples = if from == to {
+            fit_length(&clip.samples, len)
         } else {
-            resampled = resample(&clip.samples, clip.sample_rate, self.config.sample_rate);
-            &resampled
+            // Only the samples `fit_length` keeps are resampled: the same values, at the cost
+            // of `clip_samples` whatever the rates (a 4 kB clip declaring 1 Hz is 32 million
+            // samples at 8 kHz).
+            let start = resampled_len(clip.samples.len(), from, to).saturating_sub(len) / 2;
+            let kept = resample_range(&clip.samples, from, to, start..start.saturating_add(len));
+            fit_length(&kept, len)
         };
-        let samples = fit_length(samples, self.config.clip_samples);
         Ok(match self.config.kind {
             FeatureKind::Waveform => samples,
             FeatureKind::LogMel => self.log_mel(&samples),
@@ -1089,6 +1109,43 @@ mod tests {
             "1 kHz kept: rms {pass}"
         );
         assert!(stop < 1e-3, "6 kHz removed: rms {stop} (≤ -60 dB)");
+    }
+
+    #[test]
+    fn features_resample_only_the_kept_samples() {
+        // The same features as resampling the whole clip to 8 kHz, then fitting it: cropped
+        // (44.1 kHz for 3 s, 7,999 Hz for just over 1 s) and padded (1 kHz for 0.25 s) clips.
+        let config = FeatureConfig {
+            kind: FeatureKind::Waveform,
+            ..FeatureConfig::default()
+        };
+        let extractor = FeatureExtractor::new(config.clone()).unwrap();
+        for (rate, n) in [(44100, 132_301), (1000, 251), (7999, 8001)] {
+            let clip = Clip {
+                samples: sine(300.0, rate, n, 0.5),
+                sample_rate: rate,
+            };
+            let whole = fit_length(&resample(&clip.samples, rate, 8000), config.clip_samples);
+            assert_eq!(
+                extractor.extract(&clip).unwrap(),
+                whole,
+                "{rate} Hz, {n} samples"
+            );
+        }
+    }
+
+    #[test]
+    fn a_clip_at_a_very_low_rate_is_not_resampled_whole() {
+        // 400,000 samples declared at 1 Hz are 3.2 billion samples at 8 kHz (12.8 GB) that the
+        // features would crop back to 8,000; a 4 kB WAV of this kind held a CPU for minutes.
+        let clip = Clip {
+            samples: vec![0.25; 400_000],
+            sample_rate: 1,
+        };
+        let extractor = FeatureExtractor::new(FeatureConfig::default()).unwrap();
+        let features = extractor.extract(&clip).unwrap();
+        assert_eq!(features.len(), 40 * FeatureConfig::default().n_frames());
+        assert!(features.iter().all(|v| v.is_finite()));
     }
 
     #[test]
