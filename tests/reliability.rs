@@ -332,3 +332,46 @@ fn text_and_image_classes_too_small_to_hold_out_are_named() {
     );
     assert_eq!(entries(root.path()), ["images", "texts.csv"]);
 }
+
+/// A model directory whose `input.json` names an absurd clip length is refused when it is
+/// read, naming the file and the field, before any buffer is sized from it.
+#[test]
+fn an_audio_model_with_a_crafted_clip_length_is_refused_on_loading() {
+    let root = tempfile::tempdir().unwrap();
+    let clips = root.path().join("clips");
+    common::media::tones(&clips, 8, 2);
+    let model = root.path().join("model");
+    let model_s = model.to_str().unwrap();
+    ok(&[
+        "train",
+        "--data",
+        clips.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--progress",
+        "quiet",
+        "--device",
+        &device(),
+        "--out",
+        model_s,
+    ]);
+    let file = model.join("input.json");
+    let mut input: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    input["pipeline"]["features"]["clip_samples"] = 1_000_000_000_000u64.into();
+    std::fs::write(&file, serde_json::to_vec(&input).unwrap()).unwrap();
+    let stderr = fails(&[
+        "predict",
+        "--model",
+        model_s,
+        "--data",
+        clips.to_str().unwrap(),
+    ]);
+    assert!(stderr.contains("input.json"), "{stderr}");
+    assert!(
+        stderr.contains(
+            "`clip_samples`: expected 1 to 4800000 samples (600 s at 8000 Hz), found 1000000000000"
+        ),
+        "{stderr}"
+    );
+}

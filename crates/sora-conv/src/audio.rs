@@ -409,22 +409,39 @@ impl Default for FeatureConfig {
     }
 }
 
+/// The highest sample rate a feature config may name (a model's `input.json` is read with
+/// these bounds, so a crafted one cannot make prediction allocate without limit).
+pub const MAX_SAMPLE_RATE: u32 = 384_000;
+/// The longest clip a feature config may fit every recording to, in seconds.
+pub const MAX_CLIP_SECONDS: usize = 600;
+/// The largest STFT window.
+pub const MAX_N_FFT: usize = 1 << 16;
+
 impl FeatureConfig {
     /// Checks every field (the spectral ones too, whatever the kind).
     pub fn check(&self) -> Result<()> {
         let invalid = |field, message: String| Err(AudioError::InvalidConfig { field, message });
         let nyquist = self.sample_rate as f32 / 2.0;
         let fmax = self.fmax();
-        if self.sample_rate == 0 {
-            return invalid("sample_rate", "expected a rate > 0 Hz".into());
+        if self.sample_rate == 0 || self.sample_rate > MAX_SAMPLE_RATE {
+            let message = format!(
+                "expected 1 to {MAX_SAMPLE_RATE} Hz, found {}",
+                self.sample_rate
+            );
+            return invalid("sample_rate", message);
         }
-        if self.clip_samples == 0 {
-            return invalid("clip_samples", "expected at least 1 sample".into());
+        let most = MAX_CLIP_SECONDS * self.sample_rate as usize;
+        if self.clip_samples == 0 || self.clip_samples > most {
+            let message = format!(
+                "expected 1 to {most} samples ({MAX_CLIP_SECONDS} s at {} Hz), found {}",
+                self.sample_rate, self.clip_samples
+            );
+            return invalid("clip_samples", message);
         }
-        if self.n_fft < 2 {
+        if self.n_fft < 2 || self.n_fft > MAX_N_FFT {
             return invalid(
                 "n_fft",
-                format!("expected at least 2, found {}", self.n_fft),
+                format!("expected 2 to {MAX_N_FFT}, found {}", self.n_fft),
             );
         }
         if self.hop == 0 {
@@ -1241,6 +1258,27 @@ mod tests {
                 "clip_samples",
                 FeatureConfig {
                     clip_samples: 0,
+                    ..config.clone()
+                },
+            ),
+            (
+                "clip_samples",
+                FeatureConfig {
+                    clip_samples: MAX_CLIP_SECONDS * config.sample_rate as usize + 1,
+                    ..config.clone()
+                },
+            ),
+            (
+                "sample_rate",
+                FeatureConfig {
+                    sample_rate: MAX_SAMPLE_RATE + 1,
+                    ..config.clone()
+                },
+            ),
+            (
+                "n_fft",
+                FeatureConfig {
+                    n_fft: MAX_N_FFT + 1,
                     ..config.clone()
                 },
             ),

@@ -116,6 +116,15 @@ impl MediaModel {
                 .ok_or_else(|| MediaError::NoInputFile {
                     dir: dir.to_path_buf(),
                 })?;
+        if let InputPipeline::Audio { features } = &input.pipeline {
+            // Bounded before anything is sized from it (a crafted clip length would make
+            // every prediction allocate it).
+            features.check().map_err(|e| JobError::Parse {
+                file: dir.join(INPUT_FILE),
+                message: e.to_string(),
+                source: e.into(),
+            })?;
+        }
         let spec = ConvSpec::from_file(&dir.join(sora_train::files::SPEC))?;
         let net = match &spec {
             ConvSpec::Conv2d(_) => ConvNet::Conv2d(model_dir.load::<Conv2dSpec>(device)?.model),
