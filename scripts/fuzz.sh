@@ -32,6 +32,11 @@ timeout=${SORA_FUZZ_TIMEOUT:-10}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/fuzz/target}
 
 build() {
+  # The packed input format of `model_dir` (fuzz/src/lib.rs, std only) has its own unit tests;
+  # the fuzz package builds only instrumented, so they are compiled apart and run first.
+  mkdir -p "$CARGO_TARGET_DIR"
+  rustc --edition 2024 --test fuzz/src/lib.rs -o "$CARGO_TARGET_DIR/format-tests" \
+    && "$CARGO_TARGET_DIR/format-tests" -q || { echo "fuzz/src/lib.rs: its tests failed"; exit 1; }
   command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install --locked cargo-fuzz"; exit 2; }
   # With debug assertions either way: overflow checks and `debug_assert!`s stay on.
   case $profile in
