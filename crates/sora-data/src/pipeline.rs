@@ -1,7 +1,7 @@
 //! The fitted preprocessing pipeline: imputation, standardization, one-hot encoding and
 //! target encoding, with every statistic taken from the training rows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 
@@ -258,25 +258,14 @@ impl TryFrom<PipelineFile> for FittedPipeline {
         }
         let made = input_names(&file.features);
         if made != file.feature_names {
+            let made_set: HashSet<&String> = made.iter().collect();
+            let listed_set: HashSet<&String> = file.feature_names.iter().collect();
             let listed: Vec<&String> = file
                 .feature_names
                 .iter()
-                .filter(|n| !made.contains(n))
+                .filter(|n| !made_set.contains(n))
                 .collect();
-            let unlisted: Vec<&String> = made
-                .iter()
-                .filter(|n| !file.feature_names.contains(n))
-                .collect();
-            let few = |names: &[&String]| {
-                let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
-                let more = names.len().saturating_sub(shown.len());
-                shown.join(", ")
-                    + &if more > 0 {
-                        format!(" and {more} more")
-                    } else {
-                        String::new()
-                    }
-            };
+            let unlisted: Vec<&String> = made.iter().filter(|n| !listed_set.contains(n)).collect();
             let mut why = format!(
                 "the features make {} model inputs, but feature_names lists {}",
                 made.len(),
@@ -285,11 +274,11 @@ impl TryFrom<PipelineFile> for FittedPipeline {
             if !listed.is_empty() {
                 why.push_str(&format!(
                     "; no feature makes {} (was a column removed from `features`?)",
-                    few(&listed)
+                    first_names(&listed)
                 ));
             }
             if !unlisted.is_empty() {
-                why.push_str(&format!("; feature_names lacks {}", few(&unlisted)));
+                why.push_str(&format!("; feature_names lacks {}", first_names(&unlisted)));
             }
             if listed.is_empty() && unlisted.is_empty() {
                 why.push_str("; the same inputs in another order");
@@ -1067,18 +1056,22 @@ fn summarise_left_out(left_out: Vec<(&'static str, &String, String)>) -> Vec<Str
     reasons
         .into_iter()
         .map(|(reason, names)| {
-            let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
-            let more = match names.len() - shown.len() {
-                0 => String::new(),
-                n => format!(" and {n} more"),
-            };
             format!(
-                "{} {reason} column(s) left out: {}{more}",
+                "{} {reason} column(s) left out: {}",
                 names.len(),
-                shown.join(", ")
+                first_names(&names)
             )
         })
         .collect()
+}
+
+/// The first five names quoted, then how many more: `` `a`, `b`, `c`, `d`, `e` and 7 more``.
+fn first_names(names: &[&String]) -> String {
+    let shown: Vec<String> = names.iter().take(5).map(|n| format!("`{n}`")).collect();
+    match names.len() - shown.len() {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
 }
 
 fn fit_numeric(
