@@ -32,6 +32,17 @@ fn train(out: &Path, extra: &[&str]) -> Vec<String> {
     args
 }
 
+fn read_json(file: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+}
+
+/// Rewrites a JSON file of a model directory, as a user editing it by hand would.
+fn edit_json(file: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let mut value = read_json(file);
+    edit(&mut value);
+    std::fs::write(file, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+}
+
 fn strs(args: &[String]) -> Vec<&str> {
     args.iter().map(String::as_str).collect()
 }
@@ -230,9 +241,10 @@ fn text_cells_among_numbers_are_refused_naming_them_until_told_what_they_mean() 
     );
     let model = out.to_str().unwrap();
     // The model reads x as a number: 1 input for x, 10 one-hot for z.
-    let pipeline: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("pipeline.json")).unwrap()).unwrap();
-    assert_eq!(pipeline["feature_names"][0], "x");
+    assert_eq!(
+        read_json(&out.join("pipeline.json"))["feature_names"][0],
+        "x"
+    );
     let predicted = ok(&["predict", "--model", model, "--data", data]);
     assert_eq!(predicted.lines().count(), 121);
 }
@@ -276,13 +288,11 @@ fn a_pipeline_with_a_column_removed_is_refused_naming_it() {
     let root = tempfile::tempdir().unwrap();
     let model = root.path().join("model");
     ok(&strs(&train(&model, &[])));
-    let file = model.join("pipeline.json");
-    let mut pipeline: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    let features = pipeline["features"].as_array_mut().unwrap();
-    let at = features.iter().position(|f| f["name"] == "thal").unwrap();
-    features.remove(at);
-    std::fs::write(&file, serde_json::to_vec_pretty(&pipeline).unwrap()).unwrap();
+    edit_json(&model.join("pipeline.json"), |pipeline| {
+        let features = pipeline["features"].as_array_mut().unwrap();
+        let at = features.iter().position(|f| f["name"] == "thal").unwrap();
+        features.remove(at);
+    });
     let stderr = fails(&[
         "predict",
         "--model",
@@ -355,11 +365,9 @@ fn an_audio_model_with_a_crafted_clip_length_is_refused_on_loading() {
         "--out",
         model_s,
     ]);
-    let file = model.join("input.json");
-    let mut input: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
-    input["pipeline"]["features"]["clip_samples"] = 1_000_000_000_000u64.into();
-    std::fs::write(&file, serde_json::to_vec(&input).unwrap()).unwrap();
+    edit_json(&model.join("input.json"), |input| {
+        input["pipeline"]["features"]["clip_samples"] = 1_000_000_000_000u64.into();
+    });
     let stderr = fails(&[
         "predict",
         "--model",
