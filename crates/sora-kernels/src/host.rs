@@ -1,0 +1,235 @@
+//! Host-side building blocks of the kernels: reading a backend's tensor into `f32` buffers and
+//! back, the one matrix-multiply entry point, a vectorisable `exp`, and the split of a batch into
+//! fixed chunks run in parallel.
+
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Backend, try_read_sync};
+use burn::tensor::{Shape, TensorData};
+
+/// Reads `tensor` as contiguous `f32` values (zero-copy on burn-flex when the tensor is
+/// contiguous and not shared).
+pub(crate) fn read<B: Backend>(tensor: FloatTensor<B>) -> TensorData {
+    let data = try_read_sync(B::float_into_data(tensor))
+        .expect("a CPU backend reads synchronously")
+        .expect("reading a tensor of a CPU backend");
+    if data.dtype() == burn::tensor::DType::F32 {
+        data
+    } else {
+        data.convert::<f32>()
+    }
+}
+
+/// The values of `data`, which [`read`] or [`zeros`] made.
+pub(crate) fn values(data: &TensorData) -> &[f32] {
+    data.as_slice::<f32>().expect("an f32 buffer")
+}
+
+/// The values of `data`, mutably.
+pub(crate) fn values_mut(data: &mut TensorData) -> &mut [f32] {
+    data.as_mut_slice::<f32>().expect("an f32 buffer")
+}
+
+/// A new `f32` buffer of zeros.
+pub(crate) fn zeros(shape: impl Into<Shape>) -> TensorData {
+    TensorData::zeros::<f32, _>(shape)
+}
+
+/// `data` as a tensor of `B` on `device`.
+pub(crate) fn write<B: Backend>(data: TensorData, device: &B::Device) -> FloatTensor<B> {
+    B::float_from_data(data, device)
+}
+
+/// A raw pointer shared by the parallel chunks of a kernel, each of which touches only its own
+/// rows of the buffer.
+#[derive(Clone, Copy)]
+pub(crate) struct Shared(pub *mut f32);
+
+// SAFETY: the kernels give every parallel task a disjoint set of rows behind the pointer, and the
+// buffer outlives the parallel scope that uses it.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// One matrix product on raw row/column strides:
+/// `dst[m × n] = (accumulate ? dst : 0) + lhs[m × k] · rhs[k × n]`.
+///
+/// # Safety
+/// Every pointer must be valid for the strides and sizes given, and `dst` must not overlap the
+/// operands.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs, rhs_cs): (*const f32, usize, usize),
+    parallel: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                // SAFETY: row `i` of `dst` holds `n` values (caller's contract).
+                unsafe { std::ptr::write_bytes(dst.add(i * dst_rs), 0, n) };
+            }
+        }
+        return;
+    }
+    let parallelism = if parallel {
+        gemm::Parallelism::Rayon(0)
+    } else {
+        gemm::Parallelism::None
+    };
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+/// Rows per parallel chunk of a recurrent kernel. Chunk boundaries depend on the batch size only,
+/// never on the number of threads, so a run gives the same bits on any machine size.
+const CHUNK_ROWS: usize = 16;
+
+/// The batch rows `0..batch` split into balanced chunks of at most [`CHUNK_ROWS`] rows.
+pub(crate) fn chunks(batch: usize) -> Vec<std::ops::Range<usize>> {
+    let n = batch.div_ceil(CHUNK_ROWS).max(1);
+    (0..n)
+        .map(|i| (i * batch / n)..((i + 1) * batch / n))
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+/// `e^x` to about 2 ulp over the float range, branch-free so that loops over it vectorise
+/// (Cephes' polynomial after reduction by `ln 2`). Inputs are clamped to `[-87.3, 88.0]`.
+#[inline(always)]
+pub(crate) fn exp(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 · 2^23: adding and subtracting it rounds to the nearest integer.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.3, 88.0);
+    let n = (x * LOG2E + ROUND) - ROUND;
+    let r = x - n * LN2_HI - n * LN2_LO;
+    let mut p = 1.987_569_1e-4f32;
+    p = p * r + 1.398_199_9e-3;
+    p = p * r + 8.333_452e-3;
+    p = p * r + 4.166_579_6e-2;
+    p = p * r + 1.666_666_5e-1;
+    p = p * r + 5.000_000_1e-1;
+    let y = p * r * r + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    y * scale
+}
+
+/// The logistic function `1 / (1 + e^-x)`.
+#[inline(always)]
+pub(crate) fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// `tanh(x)`, as `2 · sigmoid(2x) − 1` (absolute error about 1e-7).
+#[inline(always)]
+pub(crate) fn tanh(x: f32) -> f32 {
+    2.0 / (1.0 + exp(-2.0 * x)) - 1.0
+}
+
+/// Defines `fn $name(args)` compiled three times — for AVX-512, for AVX2 and for the baseline —
+/// and run in the widest version this CPU has. The element-wise loops use plain IEEE operations
+/// (no fused multiply-add), so every version gives the same bits.
+macro_rules! multiversion {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
+        $(#[$meta])*
+        #[allow(clippy::too_many_arguments)]
+        $vis fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn inner($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx512($($arg: $ty),*) {
+                    inner($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                #[allow(clippy::too_many_arguments)]
+                fn avx2($($arg: $ty),*) {
+                    inner($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has the feature, checked just above.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: as above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            inner($($arg),*)
+        }
+    };
+}
+pub(crate) use multiversion;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_and_the_activations_match_the_standard_library() {
+        let mut worst_exp = 0.0f64;
+        let mut worst_sigmoid = 0.0f32;
+        let mut worst_tanh = 0.0f32;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let rel = ((exp(x) as f64 - (x as f64).exp()) / (x as f64).exp()).abs();
+            worst_exp = worst_exp.max(rel);
+            let s = 1.0 / (1.0 + (-x as f64).exp());
+            worst_sigmoid = worst_sigmoid.max((sigmoid(x) - s as f32).abs());
+            worst_tanh = worst_tanh.max((tanh(x) - x.tanh()).abs());
+            x += 0.0137;
+        }
+        assert!(worst_exp < 4e-7, "exp relative error {worst_exp}");
+        assert!(worst_sigmoid < 2e-7, "sigmoid error {worst_sigmoid}");
+        assert!(worst_tanh < 3e-7, "tanh error {worst_tanh}");
+        assert_eq!(sigmoid(-200.0), 1.0 / (1.0 + exp(88.0)));
+        assert_eq!(tanh(100.0), 1.0);
+        assert_eq!(tanh(-100.0), -1.0);
+    }
+
+    #[test]
+    fn chunks_cover_the_batch_in_balanced_pieces() {
+        assert_eq!(chunks(1), vec![0..1]);
+        assert_eq!(chunks(16), vec![0..16]);
+        assert_eq!(chunks(32), vec![0..16, 16..32]);
+        assert_eq!(chunks(20), vec![0..10, 10..20]);
+        let c = chunks(1000);
+        assert_eq!(c.first().unwrap().start, 0);
+        assert_eq!(c.last().unwrap().end, 1000);
+        assert!(c.windows(2).all(|w| w[0].end == w[1].start));
+        assert!(c.iter().all(|r| r.len() <= 16 && r.len() >= 15));
+    }
+}
