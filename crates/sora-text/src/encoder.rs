@@ -1,12 +1,12 @@
 //! Text encoders: token embeddings, optionally recurrent layers, pooled over time.
 
 use burn::module::Module;
-use burn::nn::gru::{BiGru, BiGruConfig, Gru, GruConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::gru::{FusedBiGru, FusedBiGruConfig, FusedGru, FusedGruConfig};
 use crate::lstm::{FusedBiLstm, FusedBiLstmConfig, FusedLstm, FusedLstmConfig};
 use sora_core::{
     Encoder, EncoderPlan, EncoderSpec, LayerSummary, SpecError, Tokens, positive_width,
@@ -245,14 +245,14 @@ impl TextSpec {
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum RnnLayer {
-    /// Forward LSTM (fused: one matrix multiply per step).
+    /// Forward LSTM (fused).
     Lstm(FusedLstm),
     /// Bidirectional LSTM (fused).
     BiLstm(FusedBiLstm),
-    /// Forward GRU.
-    Gru(Gru),
-    /// Bidirectional GRU.
-    BiGru(BiGru),
+    /// Forward GRU (fused).
+    Gru(FusedGru),
+    /// Bidirectional GRU (fused).
+    BiGru(FusedBiGru),
 }
 
 impl RnnLayer {
@@ -264,7 +264,7 @@ impl RnnLayer {
             RnnLayer::Lstm(l) => l.forward(x, None).0,
             RnnLayer::BiLstm(l) => l.forward(x, None).0,
             RnnLayer::Gru(l) => l.forward(x, None),
-            RnnLayer::BiGru(l) => l.forward(x, None).0,
+            RnnLayer::BiGru(l) => l.forward(x),
         }
     }
 }
@@ -393,11 +393,9 @@ impl EncoderSpec for TextSpec {
                     (Cell::Lstm, true) => {
                         RnnLayer::BiLstm(FusedBiLstmConfig::new(width, h).init(device))
                     }
-                    (Cell::Gru, false) => {
-                        RnnLayer::Gru(GruConfig::new(width, h, true).init(device))
-                    }
+                    (Cell::Gru, false) => RnnLayer::Gru(FusedGruConfig::new(width, h).init(device)),
                     (Cell::Gru, true) => {
-                        RnnLayer::BiGru(BiGruConfig::new(width, h, true).init(device))
+                        RnnLayer::BiGru(FusedBiGruConfig::new(width, h).init(device))
                     }
                 });
                 width = if bi { 2 * h } else { h };

@@ -9,9 +9,10 @@
 //! (masked mean — with no recurrent layer, the bag of embeddings —, max, last state, or
 //! attention).
 //!
-//! The LSTM layers are [`lstm::FusedLstm`] and [`lstm::FusedBiLstm`]: one weight matrix for the
-//! input and hidden transforms of all four gates, one matrix multiply and one sigmoid per time
-//! step, PyTorch's initialisation and parameter count.
+//! The recurrent layers are [`lstm::FusedLstm`], [`lstm::FusedBiLstm`], [`gru::FusedGru`] and
+//! [`gru::FusedBiGru`]: one weight matrix for the input and hidden transforms of all gates,
+//! PyTorch's gate formulation, initialisation and parameter count, and the whole sequence (with
+//! its backward pass through time) as one fused operation of `sora-kernels` on the CPU backends.
 //!
 //! [`lm`] holds recurrent language models (embedding → LSTM/GRU → vocabulary logits, trained on
 //! next tokens) and the seeded [`lm::Sampler`] that lets them write: greedy, temperature, top-k
@@ -36,6 +37,7 @@
 //! ```
 
 mod encoder;
+pub mod gru;
 pub mod lm;
 pub mod lstm;
 pub mod recommend;

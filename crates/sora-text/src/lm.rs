@@ -36,8 +36,7 @@
 use std::ops::ControlFlow;
 
 use burn::module::{Module, ModuleVisitor, Param};
-use burn::nn::gru::{Gru, GruConfig};
-use burn::nn::lstm::{Lstm, LstmConfig, LstmState};
+use burn::nn::lstm::LstmState;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, RngCore, SeedableRng};
@@ -45,6 +44,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::Cell;
+use crate::gru::{FusedGru, FusedGruConfig};
+use crate::lstm::{FusedLstm, FusedLstmConfig};
 use crate::tokenize::Vocabulary;
 
 /// Tokens fed to the model at once while a prompt warms up the state: a prompt of any length
@@ -231,10 +232,10 @@ impl LanguageModelConfig {
         for _ in 0..self.layers {
             rnn.push(match self.cell {
                 Cell::Lstm => {
-                    RecurrentLayer::Lstm(LstmConfig::new(width, self.d_hidden, true).init(device))
+                    RecurrentLayer::Lstm(FusedLstmConfig::new(width, self.d_hidden).init(device))
                 }
                 Cell::Gru => {
-                    RecurrentLayer::Gru(GruConfig::new(width, self.d_hidden, true).init(device))
+                    RecurrentLayer::Gru(FusedGruConfig::new(width, self.d_hidden).init(device))
                 }
             });
             width = self.d_hidden;
@@ -266,10 +267,10 @@ impl ModuleVisitor for Materialize {
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum RecurrentLayer {
-    /// Long short-term memory.
-    Lstm(Lstm),
-    /// Gated recurrent unit.
-    Gru(Gru),
+    /// Long short-term memory (fused).
+    Lstm(FusedLstm),
+    /// Gated recurrent unit (fused).
+    Gru(FusedGru),
 }
 
 /// The state of one recurrent layer.

@@ -1,32 +1,28 @@
-//! A fused LSTM layer: one matrix multiply per time step.
+//! A fused LSTM layer: the whole sequence as one operation.
 //!
 //! Burn's [`burn::nn::lstm::Lstm`] keeps a pair of [`burn::nn::Linear`] per gate, so each time
-//! step runs eight small matrix multiplies and five activations, and takes its input through a
-//! slice of the whole sequence (whose gradient is a zero tensor of the sequence's size: the
-//! backward pass grows with the square of the length). [`FusedLstm`] holds the same numbers in
-//! one weight matrix and per step runs:
+//! step runs eight small matrix multiplies and a dozen element-wise passes, each a node of the
+//! autodiff graph. [`FusedLstm`] holds the same numbers in one weight matrix and runs:
 //!
 //! ```text
-//! z = [x_t, h] · weight + bias_ih + bias_hh        one matmul, one add
-//! [i, f, o] = sigmoid(z[.., 0..3H])   g = tanh(z[.., 3H..4H])
-//! c = f ⊙ c + i ⊙ g                  h = o ⊙ tanh(c)
+//! xp = x · W_ih + (b_ih + b_hh)            one product over every step
+//! for each step:  z = xp_t + h · W_hh      one small product
+//!                 [i, f, o] = σ(z[.., 0..3H])   g = tanh(z[.., 3H..4H])
+//!                 c = f ⊙ c + i ⊙ g        h = o ⊙ tanh(c)
 //! ```
 //!
-//! with `tanh(z)` evaluated as `2 · sigmoid(2z) − 1` (the same function), so one sigmoid over
-//! the four gates serves a step: Burn's CPU backend computes `tanh` one value at a time, several
-//! times slower than `sigmoid`.
-//!
-//! The inputs `x_t` come from halving the time axis recursively, so each level of slices costs
-//! one pass over the input in the backward pass (`O(N log T)` in all, not `O(N T)`), and the
-//! states are stacked once at the end.
+//! with the steps, the gates and their backward pass through time in one kernel
+//! ([`sora_kernels::recurrent::lstm_sequence`], a Burn backend extension) on burn-flex and
+//! burn-ndarray. On other devices (LibTorch) the same arithmetic runs as Burn tensor operations
+//! ([`sora_kernels::recurrent::lstm_sequence_reference`]).
 
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::nn::lstm::LstmState;
 use burn::prelude::s;
-use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor};
+use sora_kernels::recurrent::{lstm_sequence, lstm_sequence_reference};
 
 /// Configuration of a [`FusedLstm`].
 #[derive(Config, Debug)]
@@ -105,59 +101,41 @@ impl FusedLstm {
     /// # Panics
     /// If `seq_len` is 0.
     pub fn forward(&self, x: Tensor<3>, state: Option<LstmState<2>>) -> (Tensor<3>, LstmState<2>) {
-        let [batch, seq_len, _] = x.dims();
+        let [batch, seq_len, d_input] = x.dims();
         assert!(seq_len > 0, "FusedLstm needs at least one time step");
-        let h_dim = self.d_hidden;
-        let (mut cell, mut hidden) = match state {
+        let h = self.d_hidden;
+        let device = x.device();
+        let (cell, hidden) = match state {
             Some(s) => (s.cell, s.hidden),
             None => {
-                let zeros = Tensor::<2>::zeros([batch, h_dim], &x.device());
+                let zeros = Tensor::<2>::zeros([batch, h], &device);
                 (zeros.clone(), zeros)
             }
         };
-        // tanh(z) = 2·sigmoid(2z) − 1: doubling the cell gate's columns once per call lets one
-        // sigmoid over all four gates serve each step (Burn's CPU backend evaluates `tanh`
-        // several times slower than `sigmoid`, one value at a time).
-        let device = x.device();
-        let doubled = Tensor::<1>::from_floats(
-            std::iter::repeat_n(1.0f32, 3 * h_dim)
-                .chain(std::iter::repeat_n(2.0f32, h_dim))
-                .collect::<Vec<_>>()
-                .as_slice(),
-            &device,
-        )
-        .unsqueeze_dim::<2>(0);
-        let weight = self.weight.val() * doubled.clone();
-        let bias = (self.bias_ih.val() + self.bias_hh.val()).unsqueeze_dim::<2>(0) * doubled;
-        let mut inputs = Vec::with_capacity(seq_len);
-        split_time(x, &mut inputs);
-        let mut states = Vec::with_capacity(seq_len);
-        for x_t in inputs {
-            let gates =
-                sigmoid(Tensor::cat(vec![x_t, hidden], 1).matmul(weight.clone()) + bias.clone());
-            let input_gate = gates.clone().slice(s![.., 0..h_dim]);
-            let forget_gate = gates.clone().slice(s![.., h_dim..2 * h_dim]);
-            let output_gate = gates.clone().slice(s![.., 2 * h_dim..3 * h_dim]);
-            let candidate = gates.slice(s![.., 3 * h_dim..4 * h_dim]) * 2.0 - 1.0;
-            cell = forget_gate * cell + input_gate * candidate;
-            hidden = output_gate * (sigmoid(cell.clone() * 2.0) * 2.0 - 1.0);
-            states.push(hidden.clone());
-        }
-        (Tensor::stack(states, 1), LstmState::new(cell, hidden))
+        let weight = self.weight.val();
+        let w_ih = weight.clone().slice(s![0..d_input]);
+        let w_hh = weight.slice(s![d_input..d_input + h]);
+        let bias = (self.bias_ih.val() + self.bias_hh.val()).unsqueeze_dim::<2>(0);
+        let xp = (x.reshape([batch * seq_len, d_input]).matmul(w_ih) + bias).reshape([
+            batch,
+            seq_len,
+            4 * h,
+        ]);
+        let out = if sora_kernels::supported(&device) {
+            lstm_sequence(xp, w_hh, hidden, cell)
+        } else {
+            lstm_sequence_reference(xp, w_hh, hidden, cell)
+        };
+        let last = out
+            .clone()
+            .slice(s![.., seq_len - 1..seq_len])
+            .reshape([batch, 2 * h]);
+        let state = LstmState::new(
+            last.clone().slice(s![.., h..2 * h]),
+            last.slice(s![.., 0..h]),
+        );
+        (out.slice(s![.., .., 0..h]), state)
     }
-}
-
-/// Appends the time steps of `x` (`[batch, t, d]`) to `out` as `[batch, d]` tensors, by halving
-/// the time axis: the backward pass of each level of slices writes the level's input once.
-fn split_time(x: Tensor<3>, out: &mut Vec<Tensor<2>>) {
-    let [batch, t, d] = x.dims();
-    if t == 1 {
-        out.push(x.reshape([batch, d]));
-        return;
-    }
-    let mid = t / 2;
-    split_time(x.clone().slice(s![.., 0..mid]), out);
-    split_time(x.slice(s![.., mid..t]), out);
 }
 
 /// Configuration of a [`FusedBiLstm`].

@@ -1,4 +1,5 @@
-//! The fused LSTM against Burn's `Lstm` holding the same numbers: outputs, final states, input
+//! The fused LSTM against Burn's `Lstm`, and the fused GRU against Burn's `Gru` (PyTorch's
+//! formulation, `reset_after`), holding the same numbers: outputs, final states, input
 //! gradients and weight gradients agree for sequences of 1, 7 and 64 steps, in both directions;
 //! and the text encoder's last-state pooling over the fused layer picks each document's last
 //! real step.
@@ -14,9 +15,11 @@
 use burn::module::Param;
 use burn::nn::GateController;
 use burn::nn::Linear;
+use burn::nn::gru::{Gru, GruConfig};
 use burn::nn::lstm::{BiLstmConfig, Lstm, LstmConfig};
 use burn::prelude::*;
 use burn::tensor::{Distribution, Gradients};
+use sora_text::gru::{FusedGru, FusedGruConfig};
 use sora_text::lstm::{FusedBiLstmConfig, FusedLstm, FusedLstmConfig};
 
 const TOL: f32 = 1e-4;
@@ -279,8 +282,8 @@ fn fused_lstm_initialises_like_pytorch() {
 }
 
 #[test]
-fn gradients_flow_to_every_time_step_through_the_halving_split() {
-    // Odd lengths split unevenly; every step's input must get its own gradient.
+fn gradients_flow_to_every_time_step() {
+    // Every step's input must get its own gradient, at odd lengths too.
     for seq_len in [1, 2, 3, 5, 13] {
         let device = device();
         let lstm = FusedLstmConfig::new(2, 3).init(&device);
@@ -338,4 +341,144 @@ fn last_state_pooling_takes_each_documents_last_real_step() {
         );
         assert!(max_abs(pooled) > 0.0);
     }
+}
+
+/// Burn's GRU gates in the fused order `r, z, n`.
+fn gru_gates(gru: &Gru) -> [&GateController; 3] {
+    [&gru.reset_gate, &gru.update_gate, &gru.new_gate]
+}
+
+/// A fused GRU holding exactly the numbers of `gru`.
+fn fused_gru_from(gru: &Gru, d_input: usize, d_hidden: usize) -> FusedGru {
+    let mut fused = FusedGruConfig::new(d_input, d_hidden).init(&gru.devices()[0]);
+    let weight = Tensor::cat(
+        gru_gates(gru)
+            .iter()
+            .map(|g| {
+                Tensor::cat(
+                    vec![
+                        g.input_transform.weight.val(),
+                        g.hidden_transform.weight.val(),
+                    ],
+                    0,
+                )
+            })
+            .collect(),
+        1,
+    );
+    let bias_of = |input: bool| {
+        Tensor::cat(
+            gru_gates(gru)
+                .iter()
+                .map(|g| {
+                    bias(if input {
+                        &g.input_transform
+                    } else {
+                        &g.hidden_transform
+                    })
+                })
+                .collect(),
+            0,
+        )
+    };
+    fused.weight = Param::from_tensor(weight.detach());
+    fused.bias_ih = Param::from_tensor(bias_of(true).detach());
+    fused.bias_hh = Param::from_tensor(bias_of(false).detach());
+    fused
+}
+
+fn check_gru_parity(batch: usize, seq_len: usize, d_input: usize, d_hidden: usize) {
+    let device = device();
+    let gru = GruConfig::new(d_input, d_hidden, true).init(&device);
+    assert!(gru.reset_after, "PyTorch's formulation");
+    let fused = fused_gru_from(&gru, d_input, d_hidden);
+    let data = Tensor::<3>::random(
+        [batch, seq_len, d_input],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    )
+    .into_data();
+    let probe = Tensor::<3>::random(
+        [batch, seq_len, d_hidden],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let x_ref = Tensor::<3>::from_data(data.clone(), &device).require_grad();
+    let out_ref = gru.forward(x_ref.clone(), None);
+    let x_new = Tensor::<3>::from_data(data, &device).require_grad();
+    let out_new = fused.forward(x_new.clone(), None);
+    let what = format!("GRU batch {batch}, {seq_len} steps");
+    assert!(max_abs(out_ref.clone()) > 0.05, "{what}: a trivial output");
+    let d = max_abs_diff(out_ref.clone(), out_new.clone());
+    eprintln!("{what}: outputs differ by {d:e}");
+    assert!(d < TOL, "{what}: outputs differ by {d}");
+    let grads_ref = (out_ref * probe.clone()).sum().backward();
+    let grads_new = (out_new * probe).sum().backward();
+    let g_ref = x_ref.grad(&grads_ref).expect("an input gradient");
+    let d = max_abs_diff(g_ref, x_new.grad(&grads_new).expect("an input gradient"));
+    eprintln!("{what}: input gradients differ by {d:e}");
+    assert!(d < TOL, "{what}: input gradients differ by {d}");
+    let w_ref = Tensor::cat(
+        gru_gates(&gru)
+            .iter()
+            .map(|g| {
+                Tensor::cat(
+                    vec![
+                        g.input_transform
+                            .weight
+                            .grad(&grads_ref)
+                            .expect("a gradient"),
+                        g.hidden_transform
+                            .weight
+                            .grad(&grads_ref)
+                            .expect("a gradient"),
+                    ],
+                    0,
+                )
+            })
+            .collect(),
+        1,
+    );
+    assert!(
+        max_abs(w_ref.clone()) > 0.05,
+        "{what}: a trivial weight gradient"
+    );
+    let scale = max_abs(w_ref.clone()).max(1.0);
+    let d = max_abs_diff(
+        w_ref,
+        fused.weight.grad(&grads_new).expect("a weight gradient"),
+    );
+    eprintln!("{what}: weight gradients differ by {d:e} (largest {scale})");
+    assert!(d < TOL * scale, "{what}: weight gradients differ by {d}");
+    for (input, fused_bias) in [(true, &fused.bias_ih), (false, &fused.bias_hh)] {
+        let b_ref = Tensor::cat(
+            gru_gates(&gru)
+                .iter()
+                .map(|g| {
+                    let linear = if input {
+                        &g.input_transform
+                    } else {
+                        &g.hidden_transform
+                    };
+                    linear
+                        .bias
+                        .as_ref()
+                        .expect("a bias")
+                        .grad(&grads_ref)
+                        .expect("a gradient")
+                })
+                .collect(),
+            0,
+        );
+        let scale = max_abs(b_ref.clone()).max(1.0);
+        let d = max_abs_diff(b_ref, fused_bias.grad(&grads_new).expect("a bias gradient"));
+        assert!(d < TOL * scale, "{what}: bias gradients differ by {d}");
+    }
+}
+
+#[test]
+fn fused_gru_matches_burn_gru_for_1_7_and_64_steps() {
+    check_gru_parity(1, 1, 5, 4);
+    check_gru_parity(3, 7, 5, 13);
+    check_gru_parity(20, 64, 6, 8);
 }
