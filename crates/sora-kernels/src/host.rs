@@ -108,6 +108,175 @@ pub(crate) unsafe fn matmul(
     }
 }
 
+/// The small product of one recurrent step, `dst[m × n] = (accumulate ? dst : 0) + lhs[m × k] ·
+/// rhs[k × n]`, with rows of `lhs`, `rhs` and `dst` contiguous (column stride 1).
+///
+/// On CPUs with AVX-512 it runs a register-blocked kernel (4 rows × 64 columns of accumulators,
+/// `rhs` read in place: no packing, which for a 16-row product costs as much as the product);
+/// elsewhere the general [`matmul`]. Each output is accumulated over `k` in order with fused
+/// multiply-adds, so the result does not depend on how the rows are split between threads.
+///
+/// # Safety
+/// As [`matmul`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn step_matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    (lhs, lhs_rs): (*const f32, usize),
+    (rhs, rhs_rs): (*const f32, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F; the pointers are the caller's.
+        unsafe { avx512::matmul(m, n, k, dst, dst_rs, accumulate, lhs, lhs_rs, rhs, rhs_rs) };
+        return;
+    }
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        matmul(
+            (m, n, k),
+            dst,
+            dst_rs,
+            accumulate,
+            (lhs, lhs_rs, 1),
+            (rhs, rhs_rs, 1),
+            false,
+        )
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    /// Columns per register: one `__m512` holds 16 `f32`.
+    const W: usize = 16;
+
+    /// See [`super::step_matmul`].
+    ///
+    /// # Safety
+    /// AVX-512F must be available; pointers as in [`super::matmul`].
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn matmul(
+        m: usize,
+        n: usize,
+        k: usize,
+        dst: *mut f32,
+        dst_rs: usize,
+        accumulate: bool,
+        lhs: *const f32,
+        lhs_rs: usize,
+        rhs: *const f32,
+        rhs_rs: usize,
+    ) {
+        let mut j0 = 0;
+        while j0 < n {
+            let cols = (n - j0).min(4 * W);
+            let mut i0 = 0;
+            while i0 + 4 <= m {
+                // SAFETY: rows i0..i0+4 and columns j0..j0+cols are inside the operands.
+                unsafe {
+                    block::<4>(
+                        i0, j0, cols, k, dst, dst_rs, accumulate, lhs, lhs_rs, rhs, rhs_rs,
+                    )
+                };
+                i0 += 4;
+            }
+            while i0 < m {
+                // SAFETY: as above, one row.
+                unsafe {
+                    block::<1>(
+                        i0, j0, cols, k, dst, dst_rs, accumulate, lhs, lhs_rs, rhs, rhs_rs,
+                    )
+                };
+                i0 += 1;
+            }
+            j0 += 4 * W;
+        }
+    }
+
+    /// Mask of the first `n` (≤ 16) lanes.
+    #[inline(always)]
+    fn lanes(n: usize) -> __mmask16 {
+        if n >= W {
+            0xFFFF
+        } else {
+            ((1u32 << n) - 1) as __mmask16
+        }
+    }
+
+    /// `R` rows × `cols` (≤ 64) columns of the product, accumulated in registers over all of `k`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn block<const R: usize>(
+        i0: usize,
+        j0: usize,
+        cols: usize,
+        k: usize,
+        dst: *mut f32,
+        dst_rs: usize,
+        accumulate: bool,
+        lhs: *const f32,
+        lhs_rs: usize,
+        rhs: *const f32,
+        rhs_rs: usize,
+    ) {
+        let masks = [
+            lanes(cols),
+            lanes(cols.saturating_sub(W)),
+            lanes(cols.saturating_sub(2 * W)),
+            lanes(cols.saturating_sub(3 * W)),
+        ];
+        // SAFETY (whole body): AVX-512F is enabled by the caller; masked lanes are neither read
+        // nor written, and every unmasked lane is inside the operands (caller's contract).
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); 4]; R];
+            if accumulate {
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let d = dst.add((i0 + r) * dst_rs + j0);
+                    for (c, a) in row.iter_mut().enumerate() {
+                        *a = _mm512_maskz_loadu_ps(masks[c], d.add(c * W));
+                    }
+                }
+            }
+            let full = cols == 4 * W;
+            for kk in 0..k {
+                let w = rhs.add(kk * rhs_rs + j0);
+                let wv = if full {
+                    [
+                        _mm512_loadu_ps(w),
+                        _mm512_loadu_ps(w.add(W)),
+                        _mm512_loadu_ps(w.add(2 * W)),
+                        _mm512_loadu_ps(w.add(3 * W)),
+                    ]
+                } else {
+                    [
+                        _mm512_maskz_loadu_ps(masks[0], w),
+                        _mm512_maskz_loadu_ps(masks[1], w.add(W)),
+                        _mm512_maskz_loadu_ps(masks[2], w.add(2 * W)),
+                        _mm512_maskz_loadu_ps(masks[3], w.add(3 * W)),
+                    ]
+                };
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let a = _mm512_set1_ps(*lhs.add((i0 + r) * lhs_rs + kk));
+                    for (c, acc) in row.iter_mut().enumerate() {
+                        *acc = _mm512_fmadd_ps(a, wv[c], *acc);
+                    }
+                }
+            }
+            for (r, row) in acc.iter().enumerate() {
+                let d = dst.add((i0 + r) * dst_rs + j0);
+                for (c, a) in row.iter().enumerate() {
+                    _mm512_mask_storeu_ps(d.add(c * W), masks[c], *a);
+                }
+            }
+        }
+    }
+}
+
 /// Rows per parallel chunk of a recurrent kernel. Chunk boundaries depend on the batch size only,
 /// never on the number of threads, so a run gives the same bits on any machine size.
 const CHUNK_ROWS: usize = 16;
@@ -218,6 +387,58 @@ mod tests {
         assert_eq!(sigmoid(-200.0), 1.0 / (1.0 + exp(88.0)));
         assert_eq!(tanh(100.0), 1.0);
         assert_eq!(tanh(-100.0), -1.0);
+    }
+
+    #[test]
+    fn the_step_product_matches_a_plain_triple_loop() {
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (3, 5, 7),
+            (4, 64, 9),
+            (17, 130, 33),
+            (16, 512, 128),
+        ] {
+            let lhs: Vec<f32> = (0..m * k)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let rhs: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+                .collect();
+            for accumulate in [false, true] {
+                // A destination with a wider row than the product, to check the strides.
+                let rs = n + 3;
+                let mut dst: Vec<f32> = (0..m * rs).map(|i| (i % 3) as f32).collect();
+                let before = dst.clone();
+                // SAFETY: the buffers have the sizes the strides describe.
+                unsafe {
+                    step_matmul(
+                        (m, n, k),
+                        dst.as_mut_ptr(),
+                        rs,
+                        accumulate,
+                        (lhs.as_ptr(), k),
+                        (rhs.as_ptr(), n),
+                    )
+                };
+                for i in 0..m {
+                    for j in 0..rs {
+                        let expected = if j >= n {
+                            before[i * rs + j]
+                        } else {
+                            let dot: f64 = (0..k)
+                                .map(|p| lhs[i * k + p] as f64 * rhs[p * n + j] as f64)
+                                .sum();
+                            dot as f32 + if accumulate { before[i * rs + j] } else { 0.0 }
+                        };
+                        let got = dst[i * rs + j];
+                        assert!(
+                            (got - expected).abs() <= 1e-4 * expected.abs().max(1.0),
+                            "{m}×{n}×{k} [{i},{j}]: {got} vs {expected}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

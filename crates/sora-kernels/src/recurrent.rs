@@ -27,7 +27,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::tensor::{TensorData, s};
 use rayon::prelude::*;
 
-use crate::host::{self, Shared, chunks, matmul, multiversion, sigmoid, tanh};
+use crate::host::{self, Shared, chunks, matmul, multiversion, sigmoid, step_matmul, tanh};
 
 /// The fused recurrent operations, registered for the CPU backends Sora's kernels support and
 /// for autodiff over them.
@@ -464,10 +464,11 @@ fn lstm_backward<B: Backend>(
             Shared(host::values_mut(&mut dh0).as_mut_ptr()),
             Shared(host::values_mut(&mut dc0).as_mut_ptr()),
         );
+        let w_t = transpose(host::values(&w_hh), h, g4);
         let (g, o, w, c0v) = (
             host::values(&grad),
             host::values(&out),
-            host::values(&w_hh),
+            w_t.as_slice(),
             host::values(&c0),
         );
         let run = |rows: std::ops::Range<usize>| {
@@ -518,7 +519,7 @@ unsafe fn lstm_backward_chunk(
     dc0: Shared,
     grad: &[f32],
     out: &[f32],
-    w_hh: &[f32],
+    w_hh_t: &[f32],
     c0: &[f32],
     steps: usize,
     h: usize,
@@ -547,16 +548,15 @@ unsafe fn lstm_backward_chunk(
             );
         }
         // dh_next = dz_t · W_hhᵀ
-        // SAFETY: the chunk's rows of step `t` in `dz`; `w_hh` is `[H, 4H]`.
+        // SAFETY: the chunk's rows of step `t` in `dz`; `w_hh_t` is `[4H, H]`.
         unsafe {
-            matmul(
+            step_matmul(
                 (bc, h, g4),
                 dh_next.as_mut_ptr(),
                 h,
                 false,
-                (dz.0.add((b0 * steps + t) * g4), steps * g4, 1),
-                (w_hh.as_ptr(), 1, g4),
-                false,
+                (dz.0.add((b0 * steps + t) * g4), steps * g4),
+                (w_hh_t.as_ptr(), h),
             );
         }
     }
@@ -748,10 +748,11 @@ fn gru_backward<B: Backend>(
         let sp = Shared(host::values_mut(&mut saved).as_mut_ptr());
         let dp = Shared(host::values_mut(&mut dxp).as_mut_ptr());
         let dh0p = Shared(host::values_mut(&mut dh0).as_mut_ptr());
+        let w_t = transpose(host::values(&w_hh), h, g3);
         let (g, o, w, h0v) = (
             host::values(&grad),
             host::values(&out),
-            host::values(&w_hh),
+            w_t.as_slice(),
             host::values(&h0),
         );
         let run = |rows: std::ops::Range<usize>| {
@@ -803,7 +804,7 @@ unsafe fn gru_backward_chunk(
     dh0: Shared,
     grad: &[f32],
     out: &[f32],
-    w_hh: &[f32],
+    w_hh_t: &[f32],
     h0: &[f32],
     steps: usize,
     h: usize,
@@ -835,17 +836,16 @@ unsafe fn gru_backward_chunk(
             );
         }
         // dh_next += dhp_t · W_hhᵀ
-        // SAFETY: the chunk's rows of step `t` in `saved` (first 3H columns); `w_hh` is
-        // `[H, 3H]`.
+        // SAFETY: the chunk's rows of step `t` in `saved` (first 3H columns); `w_hh_t` is
+        // `[3H, H]`.
         unsafe {
-            matmul(
+            step_matmul(
                 (bc, h, g3),
                 dh_next.as_mut_ptr(),
                 h,
                 true,
-                (saved.0.add((b0 * steps + t) * g4), steps * g4, 1),
-                (w_hh.as_ptr(), 1, g3),
-                false,
+                (saved.0.add((b0 * steps + t) * g4), steps * g4),
+                (w_hh_t.as_ptr(), h),
             );
         }
     }
@@ -920,6 +920,17 @@ fn previous_states(
         }
     }
     prev
+}
+
+/// The transpose of the row-major `rows × cols` matrix `a`.
+fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0f32; rows * cols];
+    for (i, row) in a.chunks_exact(cols).enumerate() {
+        for (j, v) in row.iter().enumerate() {
+            t[j * rows + i] = *v;
+        }
+    }
+    t
 }
 
 /// `acc += x`, element by element.
