@@ -31,7 +31,9 @@ pub(crate) fn values_mut(data: &mut TensorData) -> &mut [f32] {
 
 /// A new `f32` buffer of zeros.
 pub(crate) fn zeros(shape: impl Into<Shape>) -> TensorData {
-    TensorData::zeros::<f32, _>(shape)
+    let shape = shape.into();
+    // `vec!` of zeros is one allocation of zeroed memory; `TensorData::zeros` fills value by value.
+    TensorData::new(vec![0.0f32; shape.num_elements()], shape)
 }
 
 /// `data` as a tensor of `B` on `device`.
@@ -48,6 +50,13 @@ pub(crate) struct Shared(pub *mut f32);
 // buffer outlives the parallel scope that uses it.
 unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The pointer (a method, so that closures capture the whole `Shared`, not its field).
+    pub fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
 
 /// One matrix product on raw row/column strides:
 /// `dst[m × n] = (accumulate ? dst : 0) + lhs[m × k] · rhs[k × n]`.
@@ -130,7 +139,19 @@ pub(crate) unsafe fn step_matmul(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F; the pointers are the caller's.
-        unsafe { avx512::matmul(m, n, k, dst, dst_rs, accumulate, lhs, lhs_rs, rhs, rhs_rs) };
+        unsafe {
+            avx512::matmul(
+                m,
+                (0, n),
+                k,
+                dst,
+                dst_rs,
+                accumulate,
+                (lhs, lhs_rs, 1),
+                rhs,
+                rhs_rs,
+            )
+        };
         return;
     }
     // SAFETY: forwarded from the caller's contract.
@@ -147,6 +168,61 @@ pub(crate) unsafe fn step_matmul(
     }
 }
 
+/// A larger product, `dst[m × n] = lhs[m × k] · rhs[k × n]`, with `lhs` of any strides, the
+/// rows of `rhs` contiguous and `dst` dense, its column blocks split between threads (each output is
+/// still accumulated over `k` in order, so the bits do not depend on the thread count). Used
+/// for the weight gradients `Σₜ hₜ₋₁ᵀ · dzₜ`, whose long `k` (every step of every sequence) the
+/// general [`matmul`] runs at a third of the machine's rate.
+///
+/// # Safety
+/// As [`matmul`].
+pub(crate) unsafe fn wide_matmul(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut f32,
+    (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
+    (rhs, rhs_rs): (*const f32, usize),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        use rayon::prelude::*;
+        let (dst, lhs, rhs) = (
+            Shared(dst),
+            Shared(lhs as *mut f32),
+            Shared(rhs as *mut f32),
+        );
+        (0..n.div_ceil(64)).into_par_iter().for_each(|block| {
+            let cols = (block * 64, ((block + 1) * 64).min(n));
+            // SAFETY: each task writes only its own 64 columns of `dst`; the CPU has AVX-512F.
+            unsafe {
+                avx512::matmul(
+                    m,
+                    cols,
+                    k,
+                    dst.get(),
+                    n,
+                    false,
+                    (lhs.get(), lhs_rs, lhs_cs),
+                    rhs.get(),
+                    rhs_rs,
+                )
+            };
+        });
+        return;
+    }
+    // SAFETY: forwarded from the caller's contract.
+    unsafe {
+        matmul(
+            (m, n, k),
+            dst,
+            n,
+            false,
+            (lhs, lhs_rs, lhs_cs),
+            (rhs, rhs_rs, 1),
+            true,
+        )
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
     use std::arch::x86_64::*;
@@ -154,7 +230,12 @@ mod avx512 {
     /// Columns per register: one `__m512` holds 16 `f32`.
     const W: usize = 16;
 
-    /// See [`super::step_matmul`].
+    /// Depth of one pass over `k`: a 128 × 64 panel of `rhs` (32 KiB) stays in the L1 cache
+    /// while every row block of the output uses it.
+    const KC: usize = 128;
+
+    /// See [`super::step_matmul`]; `lhs` may have any column stride, and the columns
+    /// `j_range` of the output are the ones computed.
     ///
     /// # Safety
     /// AVX-512F must be available; pointers as in [`super::matmul`].
@@ -162,37 +243,66 @@ mod avx512 {
     #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(
         m: usize,
-        n: usize,
+        (j_start, j_end): (usize, usize),
         k: usize,
         dst: *mut f32,
         dst_rs: usize,
         accumulate: bool,
-        lhs: *const f32,
-        lhs_rs: usize,
+        (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
         rhs: *const f32,
         rhs_rs: usize,
     ) {
-        let mut j0 = 0;
-        while j0 < n {
-            let cols = (n - j0).min(4 * W);
-            let mut i0 = 0;
-            while i0 + 4 <= m {
-                // SAFETY: rows i0..i0+4 and columns j0..j0+cols are inside the operands.
-                unsafe {
-                    block::<4>(
-                        i0, j0, cols, k, dst, dst_rs, accumulate, lhs, lhs_rs, rhs, rhs_rs,
-                    )
-                };
-                i0 += 4;
-            }
-            while i0 < m {
-                // SAFETY: as above, one row.
-                unsafe {
-                    block::<1>(
-                        i0, j0, cols, k, dst, dst_rs, accumulate, lhs, lhs_rs, rhs, rhs_rs,
-                    )
-                };
-                i0 += 1;
+        let mut j0 = j_start;
+        while j0 < j_end {
+            let cols = (j_end - j0).min(4 * W);
+            let mut k0 = 0;
+            loop {
+                let kc = (k - k0).min(KC);
+                // The first depth block starts from the destination (or zero), later ones add.
+                let acc = accumulate || k0 > 0;
+                let (l, r) = (lhs.wrapping_add(k0 * lhs_cs), rhs.wrapping_add(k0 * rhs_rs));
+                let mut i0 = 0;
+                while i0 + 4 <= m {
+                    // SAFETY: rows i0..i0+4, columns j0..j0+cols, depth k0..k0+kc are inside
+                    // the operands.
+                    unsafe {
+                        block::<4>(
+                            i0,
+                            j0,
+                            cols,
+                            kc,
+                            dst,
+                            dst_rs,
+                            acc,
+                            (l, lhs_rs, lhs_cs),
+                            r,
+                            rhs_rs,
+                        )
+                    };
+                    i0 += 4;
+                }
+                while i0 < m {
+                    // SAFETY: as above, one row.
+                    unsafe {
+                        block::<1>(
+                            i0,
+                            j0,
+                            cols,
+                            kc,
+                            dst,
+                            dst_rs,
+                            acc,
+                            (l, lhs_rs, lhs_cs),
+                            r,
+                            rhs_rs,
+                        )
+                    };
+                    i0 += 1;
+                }
+                k0 += kc;
+                if k0 >= k {
+                    break;
+                }
             }
             j0 += 4 * W;
         }
@@ -219,8 +329,7 @@ mod avx512 {
         dst: *mut f32,
         dst_rs: usize,
         accumulate: bool,
-        lhs: *const f32,
-        lhs_rs: usize,
+        (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
         rhs: *const f32,
         rhs_rs: usize,
     ) {
@@ -261,7 +370,7 @@ mod avx512 {
                     ]
                 };
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let a = _mm512_set1_ps(*lhs.add((i0 + r) * lhs_rs + kk));
+                    let a = _mm512_set1_ps(*lhs.add((i0 + r) * lhs_rs + kk * lhs_cs));
                     for (c, acc) in row.iter_mut().enumerate() {
                         *acc = _mm512_fmadd_ps(a, wv[c], *acc);
                     }
@@ -273,6 +382,88 @@ mod avx512 {
                     _mm512_mask_storeu_ps(d.add(c * W), masks[c], *a);
                 }
             }
+        }
+    }
+}
+
+/// AVX-512 versions of the activations, sixteen lanes at a time: the same polynomial as
+/// [`exp`], with the scaling by `2^n` done by `vscalefps` and the reciprocal in the logistic by
+/// `vrcp14ps` and one Newton step (about 1 ulp), where a division would cost most of the time.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod act512 {
+    use std::arch::x86_64::*;
+
+    /// `e^x` lane by lane; inputs clamped to `[-87.3, 88.0]`.
+    #[inline(always)]
+    pub unsafe fn exp(x: __m512) -> __m512 {
+        // SAFETY: the callers run with AVX-512F enabled.
+        unsafe {
+            let x = _mm512_max_ps(
+                _mm512_min_ps(x, _mm512_set1_ps(88.0)),
+                _mm512_set1_ps(-87.3),
+            );
+            let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
+                _mm512_mul_ps(x, _mm512_set1_ps(std::f32::consts::LOG2_E)),
+            );
+            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+            let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+            let mut p = _mm512_set1_ps(1.987_569_1e-4);
+            for c in [
+                1.398_199_9e-3,
+                8.333_452e-3,
+                4.166_579_6e-2,
+                1.666_666_5e-1,
+                5.000_000_1e-1,
+            ] {
+                p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+            }
+            let y = _mm512_fmadd_ps(
+                p,
+                _mm512_mul_ps(r, r),
+                _mm512_add_ps(r, _mm512_set1_ps(1.0)),
+            );
+            _mm512_scalef_ps(y, n)
+        }
+    }
+
+    /// `1 / d`, by `vrcp14ps` and one Newton step.
+    #[inline(always)]
+    unsafe fn recip(d: __m512) -> __m512 {
+        // SAFETY: as above.
+        unsafe {
+            let r = _mm512_rcp14_ps(d);
+            _mm512_mul_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(2.0)))
+        }
+    }
+
+    /// The logistic function.
+    #[inline(always)]
+    pub unsafe fn sigmoid(x: __m512) -> __m512 {
+        // SAFETY: as above.
+        unsafe {
+            let e = exp(_mm512_sub_ps(_mm512_setzero_ps(), x));
+            recip(_mm512_add_ps(e, _mm512_set1_ps(1.0)))
+        }
+    }
+
+    /// `tanh(x) = 2 · sigmoid(2x) − 1`.
+    #[inline(always)]
+    pub unsafe fn tanh(x: __m512) -> __m512 {
+        // SAFETY: as above.
+        unsafe {
+            let s = sigmoid(_mm512_add_ps(x, x));
+            _mm512_fmsub_ps(s, _mm512_set1_ps(2.0), _mm512_set1_ps(1.0))
+        }
+    }
+
+    /// Mask of the lanes `j..min(j + 16, n)`.
+    #[inline(always)]
+    pub fn tail(j: usize, n: usize) -> __mmask16 {
+        let left = n - j;
+        if left >= 16 {
+            0xFFFF
+        } else {
+            ((1u32 << left) - 1) as __mmask16
         }
     }
 }

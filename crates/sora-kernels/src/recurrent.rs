@@ -27,7 +27,7 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::tensor::{TensorData, s};
 use rayon::prelude::*;
 
-use crate::host::{self, Shared, chunks, matmul, multiversion, sigmoid, step_matmul, tanh};
+use crate::host::{self, Shared, chunks, multiversion, sigmoid, step_matmul, tanh, wide_matmul};
 
 /// The fused recurrent operations, registered for the CPU backends Sora's kernels support and
 /// for autodiff over them.
@@ -382,20 +382,12 @@ unsafe fn lstm_forward_chunk(
         // SAFETY (whole block): offsets stay inside this chunk's rows of the buffers.
         unsafe {
             let z = gates.0.add((b0 * steps + t) * g4);
-            let hprev: (*const f32, usize, usize) = if t == 0 {
-                (h0.as_ptr().add(b0 * h), h, 1)
+            let hprev: (*const f32, usize) = if t == 0 {
+                (h0.as_ptr().add(b0 * h), h)
             } else {
-                (out.0.add((b0 * steps + t - 1) * o2), steps * o2, 1)
+                (out.0.add((b0 * steps + t - 1) * o2), steps * o2)
             };
-            matmul(
-                (bc, g4, h),
-                z,
-                steps * g4,
-                true,
-                hprev,
-                (w_hh.as_ptr(), g4, 1),
-                false,
-            );
+            step_matmul((bc, g4, h), z, steps * g4, true, hprev, (w_hh.as_ptr(), g4));
             for b in rows.clone() {
                 let row = b * steps + t;
                 let z = std::slice::from_raw_parts_mut(gates.0.add(row * g4), g4);
@@ -405,6 +397,11 @@ unsafe fn lstm_forward_chunk(
                     std::slice::from_raw_parts(out.0.add((row - 1) * o2 + h), h)
                 };
                 let hc = std::slice::from_raw_parts_mut(out.0.add(row * o2), o2);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    cells512::lstm(z, c_prev, hc);
+                    continue;
+                }
                 lstm_cell(z, c_prev, hc);
             }
         }
@@ -433,6 +430,83 @@ multiversion! {
             zf[j] = f;
             zo[j] = o;
             zg[j] = g;
+        }
+    }
+}
+
+/// The forward cells in AVX-512 intrinsics (the activations of [`host::act512`]), sixteen
+/// hidden units at a time, the last group masked.
+#[cfg(target_arch = "x86_64")]
+mod cells512 {
+    use std::arch::x86_64::*;
+
+    use crate::host::act512::{sigmoid, tail, tanh};
+
+    /// As [`super::lstm_cell`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn lstm(z: &mut [f32], c_prev: &[f32], hc: &mut [f32]) {
+        let h = c_prev.len();
+        assert!(z.len() >= 4 * h && hc.len() >= 2 * h);
+        let (zp, cp, hcp) = (z.as_mut_ptr(), c_prev.as_ptr(), hc.as_mut_ptr());
+        let mut j = 0;
+        while j < h {
+            let m = tail(j, h);
+            // SAFETY: lanes `j..min(j + 16, h)` of each block are inside the slices (checked
+            // above); masked lanes are neither read nor written.
+            unsafe {
+                let i = sigmoid(_mm512_maskz_loadu_ps(m, zp.add(j)));
+                let f = sigmoid(_mm512_maskz_loadu_ps(m, zp.add(h + j)));
+                let o = sigmoid(_mm512_maskz_loadu_ps(m, zp.add(2 * h + j)));
+                let g = tanh(_mm512_maskz_loadu_ps(m, zp.add(3 * h + j)));
+                let c = _mm512_add_ps(
+                    _mm512_mul_ps(f, _mm512_maskz_loadu_ps(m, cp.add(j))),
+                    _mm512_mul_ps(i, g),
+                );
+                _mm512_mask_storeu_ps(hcp.add(h + j), m, c);
+                _mm512_mask_storeu_ps(hcp.add(j), m, _mm512_mul_ps(o, tanh(c)));
+                _mm512_mask_storeu_ps(zp.add(j), m, i);
+                _mm512_mask_storeu_ps(zp.add(h + j), m, f);
+                _mm512_mask_storeu_ps(zp.add(2 * h + j), m, o);
+                _mm512_mask_storeu_ps(zp.add(3 * h + j), m, g);
+            }
+            j += 16;
+        }
+    }
+
+    /// As [`super::gru_cell`].
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn gru(x: &[f32], hp: &[f32], h_prev: &[f32], h_out: &mut [f32], saved: &mut [f32]) {
+        let h = h_prev.len();
+        assert!(x.len() >= 3 * h && hp.len() >= 3 * h && h_out.len() >= h && saved.len() >= 4 * h);
+        let (xp, hpp, pp, op, sp) = (
+            x.as_ptr(),
+            hp.as_ptr(),
+            h_prev.as_ptr(),
+            h_out.as_mut_ptr(),
+            saved.as_mut_ptr(),
+        );
+        let mut j = 0;
+        while j < h {
+            let m = tail(j, h);
+            // SAFETY: as in `lstm`.
+            unsafe {
+                let load = |p: *const f32| _mm512_maskz_loadu_ps(m, p);
+                let hn = load(hpp.add(2 * h + j));
+                let r = sigmoid(_mm512_add_ps(load(xp.add(j)), load(hpp.add(j))));
+                let z = sigmoid(_mm512_add_ps(load(xp.add(h + j)), load(hpp.add(h + j))));
+                let n = tanh(_mm512_add_ps(load(xp.add(2 * h + j)), _mm512_mul_ps(r, hn)));
+                let one_minus_z = _mm512_sub_ps(_mm512_set1_ps(1.0), z);
+                let out = _mm512_add_ps(
+                    _mm512_mul_ps(one_minus_z, n),
+                    _mm512_mul_ps(z, load(pp.add(j))),
+                );
+                _mm512_mask_storeu_ps(op.add(j), m, out);
+                _mm512_mask_storeu_ps(sp.add(j), m, r);
+                _mm512_mask_storeu_ps(sp.add(h + j), m, z);
+                _mm512_mask_storeu_ps(sp.add(2 * h + j), m, n);
+                _mm512_mask_storeu_ps(sp.add(3 * h + j), m, hn);
+            }
+            j += 16;
         }
     }
 }
@@ -488,14 +562,11 @@ fn lstm_backward<B: Backend>(
     let mut dw = host::zeros([h, g4]);
     // SAFETY: `hprev` is `[batch · steps, H]`, `dz` `[batch · steps, 4H]`, `dw` `[H, 4H]`.
     unsafe {
-        matmul(
+        wide_matmul(
             (h, g4, batch * steps),
             host::values_mut(&mut dw).as_mut_ptr(),
-            g4,
-            false,
             (hprev.as_ptr(), 1, h),
-            (host::values(&dz).as_ptr(), g4, 1),
-            true,
+            (host::values(&dz).as_ptr(), g4),
         );
     }
     [
@@ -669,19 +740,18 @@ unsafe fn gru_forward_chunk(
         }
         // SAFETY (whole block): offsets stay inside this chunk's rows.
         unsafe {
-            let hprev: (*const f32, usize, usize) = if t == 0 {
-                (h0.as_ptr().add(b0 * h), h, 1)
+            let hprev: (*const f32, usize) = if t == 0 {
+                (h0.as_ptr().add(b0 * h), h)
             } else {
-                (out.0.add((b0 * steps + t - 1) * h), steps * h, 1)
+                (out.0.add((b0 * steps + t - 1) * h), steps * h)
             };
-            matmul(
+            step_matmul(
                 (bc, g3, h),
                 hp.as_mut_ptr(),
                 g3,
                 true,
                 hprev,
-                (w_hh.as_ptr(), g3, 1),
-                false,
+                (w_hh.as_ptr(), g3),
             );
             for (k, b) in rows.clone().enumerate() {
                 let row = b * steps + t;
@@ -690,13 +760,15 @@ unsafe fn gru_forward_chunk(
                 } else {
                     std::slice::from_raw_parts(out.0.add((row - 1) * h), h)
                 };
-                gru_cell(
-                    &xp[row * g3..(row + 1) * g3],
-                    &hp[k * g3..(k + 1) * g3],
-                    h_prev,
-                    std::slice::from_raw_parts_mut(out.0.add(row * h), h),
-                    std::slice::from_raw_parts_mut(saved.0.add(row * g4), g4),
-                );
+                let (x, hp) = (&xp[row * g3..(row + 1) * g3], &hp[k * g3..(k + 1) * g3]);
+                let h_out = std::slice::from_raw_parts_mut(out.0.add(row * h), h);
+                let s = std::slice::from_raw_parts_mut(saved.0.add(row * g4), g4);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    cells512::gru(x, hp, h_prev, h_out, s);
+                    continue;
+                }
+                gru_cell(x, hp, h_prev, h_out, s);
             }
         }
     }
@@ -769,14 +841,11 @@ fn gru_backward<B: Backend>(
     // SAFETY: `hprev` is `[batch · steps, H]`, `dhp` `[batch · steps, 4H]` (first 3H columns),
     // `dw` `[H, 3H]`.
     unsafe {
-        matmul(
+        wide_matmul(
             (h, g3, batch * steps),
             host::values_mut(&mut dw).as_mut_ptr(),
-            g3,
-            false,
             (hprev.as_ptr(), 1, h),
-            (dhp.as_ptr(), g4, 1),
-            true,
+            (dhp.as_ptr(), g4),
         );
     }
     let mut db = vec![0.0f32; g3];

@@ -1,0 +1,134 @@
+//! Where a recurrent training step's time goes, phase by phase, on the shapes of BENCH.md's
+//! `lstm-text` and `gru-text` workloads (batch 32, 64 steps, 64 inputs, 128 hidden):
+//!
+//! ```text
+//! cargo bench -p sora -p sora-kernels --bench phases
+//! ```
+//!
+//! Prints one JSON line per phase: the median of 30 timed repetitions (after 5 warm-up), in ms.
+
+use std::time::Instant;
+
+// The allocator the `sora` program runs with.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use sora_kernels::recurrent::{gru_sequence, lstm_sequence};
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    for _ in 0..5 {
+        f();
+    }
+    let mut times: Vec<f64> = (0..30)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn report(phase: &str, ms: f64, gflop: f64) {
+    println!(
+        "{{\"phase\":\"{phase}\",\"ms\":{ms:.3},\"gflop_per_s\":{:.1}}}",
+        gflop / (ms / 1e3)
+    );
+}
+
+fn main() {
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let (b, t, d, h) = (32, 64, 64, 128);
+    // The products around the recurrence, as Burn runs them: the weight gradient of the hidden
+    // weights (`Hprevᵀ · dZ`) and of the input weights (`Xᵀ · dZ`).
+    let plain = Device::flex();
+    let hprev = Tensor::<2>::random([b * t, h], Distribution::Normal(0.0, 1.0), &plain);
+    let xs = Tensor::<2>::random([b * t, d], Distribution::Normal(0.0, 1.0), &plain);
+    let dz = Tensor::<2>::random([b * t, 4 * h], Distribution::Normal(0.0, 1.0), &plain);
+    let ms = median_ms(|| {
+        let _ = hprev.clone().transpose().matmul(dz.clone()).into_data();
+    });
+    report(
+        "matmul [128, 2048]·[2048, 512] (hidden weight gradient)",
+        ms,
+        2.0 * (b * t * h * 4 * h) as f64 / 1e9,
+    );
+    let ms = median_ms(|| {
+        let _ = xs.clone().transpose().matmul(dz.clone()).into_data();
+    });
+    report(
+        "matmul [64, 2048]·[2048, 512] (input weight gradient)",
+        ms,
+        2.0 * (b * t * d * 4 * h) as f64 / 1e9,
+    );
+    for (name, gates) in [("lstm", 4), ("gru", 3)] {
+        let g = gates * h;
+        let x = Tensor::<2>::random([b * t, d], Distribution::Normal(0.0, 1.0), &device);
+        let w_ih =
+            Tensor::<2>::random([d, g], Distribution::Normal(0.0, 0.1), &device).require_grad();
+        let w_hh =
+            Tensor::<2>::random([h, g], Distribution::Normal(0.0, 0.08), &device).require_grad();
+        let b_hh = Tensor::<1>::zeros([g], &device).require_grad();
+        let h0 = Tensor::<2>::zeros([b, h], &device);
+        // Without autodiff when `xp` has none: every input on the same kind of device.
+        let run = |xp: Tensor<3>| -> Tensor<3> {
+            let plain = !xp.is_autodiff();
+            let (w, bias, h0) = if plain {
+                (
+                    w_hh.clone().inner(),
+                    b_hh.clone().inner(),
+                    h0.clone().inner(),
+                )
+            } else {
+                (w_hh.clone(), b_hh.clone(), h0.clone())
+            };
+            if name == "lstm" {
+                lstm_sequence(xp, w, h0.clone(), h0)
+            } else {
+                gru_sequence(xp, w, bias, h0)
+            }
+        };
+        let proj_flop = 2.0 * (b * t * d * g) as f64 / 1e9;
+        let step_flop = 2.0 * (t * b * h * g) as f64 / 1e9;
+        let ms = median_ms(|| {
+            let _ = x.clone().inner().matmul(w_ih.clone().inner()).into_data();
+        });
+        report(&format!("{name} input projection forward"), ms, proj_flop);
+        let xp = x
+            .clone()
+            .inner()
+            .matmul(w_ih.clone().inner())
+            .reshape([b, t, g]);
+        let ms = median_ms(|| {
+            let _ = run(xp.clone()).into_data();
+        });
+        report(
+            &format!("{name} sequence forward (no autodiff)"),
+            ms,
+            step_flop,
+        );
+        let xp_ad = Tensor::<3>::from_data(xp.into_data(), &device).require_grad();
+        let ms = median_ms(|| {
+            let _ = run(xp_ad.clone()).sum().backward();
+        });
+        // Forward, then the backward: per-step products, and the weight gradient as one.
+        report(
+            &format!("{name} sequence forward + backward"),
+            ms,
+            3.0 * step_flop,
+        );
+        let ms = median_ms(|| {
+            let xp = x.clone().matmul(w_ih.clone()).reshape([b, t, g]);
+            let _ = run(xp).sum().backward();
+        });
+        report(
+            &format!("{name} projection + sequence, forward + backward"),
+            ms,
+            3.0 * (step_flop + proj_flop),
+        );
+    }
+}
