@@ -117,39 +117,84 @@ pub(crate) unsafe fn matmul(
     }
 }
 
-/// The small product of one recurrent step, `dst[m × n] = (accumulate ? dst : 0) + lhs[m × k] ·
-/// rhs[k × n]`, with rows of `lhs`, `rhs` and `dst` contiguous (column stride 1).
+/// The right-hand operand of the per-step products, `[k × n]`, copied once per sequence into
+/// the layout the AVX-512 kernel reads: panels of 64 columns, each `k` rows of 64 contiguous
+/// values (the last panel zero-padded). Reading the row-major matrix in place instead walks its
+/// rows at a stride of `4 · H` floats, which for `H = 128` is 2 KiB: every row of a panel falls
+/// in the same few L1 cache sets and evicts the others. Without AVX-512 it is the row-major copy
+/// the general kernel takes.
+pub(crate) struct Panels {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+    packed: bool,
+}
+
+/// Columns per panel of [`Panels`] (four AVX-512 registers).
+const PANEL: usize = 64;
+
+impl Panels {
+    /// Copies the row-major `rhs` (`k` rows of `n`).
+    pub fn new(rhs: &[f32], k: usize, n: usize) -> Self {
+        assert_eq!(rhs.len(), k * n, "a {k} × {n} matrix");
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            let blocks = n.div_ceil(PANEL);
+            let mut data = vec![0.0f32; blocks * k * PANEL];
+            for (jb, panel) in data.chunks_exact_mut(k * PANEL).enumerate() {
+                let (j0, j1) = (jb * PANEL, ((jb + 1) * PANEL).min(n));
+                for (kk, row) in panel.chunks_exact_mut(PANEL).enumerate() {
+                    row[..j1 - j0].copy_from_slice(&rhs[kk * n + j0..kk * n + j1]);
+                }
+            }
+            return Self {
+                data,
+                k,
+                n,
+                packed: true,
+            };
+        }
+        Self {
+            data: rhs.to_vec(),
+            k,
+            n,
+            packed: false,
+        }
+    }
+}
+
+/// The small product of one recurrent step, `dst[m × k·n] = (accumulate ? dst : 0) + lhs[m × k]
+/// · rhs`, with the rows of `lhs` and `dst` contiguous.
 ///
-/// On CPUs with AVX-512 it runs a register-blocked kernel (4 rows × 64 columns of accumulators,
-/// `rhs` read in place: no packing, which for a 16-row product costs as much as the product);
-/// elsewhere the general [`matmul`]. Each output is accumulated over `k` in order with fused
-/// multiply-adds, so the result does not depend on how the rows are split between threads.
+/// On CPUs with AVX-512 it runs a register-blocked kernel (4 rows × 64 columns of
+/// accumulators) over the packed panels; elsewhere the general [`matmul`]. Each output is
+/// accumulated over `k` in order with fused multiply-adds, so the result does not depend on how
+/// the rows are split between threads.
 ///
 /// # Safety
-/// As [`matmul`].
-#[allow(clippy::too_many_arguments)]
+/// `dst` and `lhs` must be valid for `m` rows at their strides (`rhs.n` and `rhs.k` values).
 pub(crate) unsafe fn step_matmul(
-    (m, n, k): (usize, usize, usize),
+    m: usize,
     dst: *mut f32,
     dst_rs: usize,
     accumulate: bool,
     (lhs, lhs_rs): (*const f32, usize),
-    (rhs, rhs_rs): (*const f32, usize),
+    rhs: &Panels,
 ) {
+    let (n, k) = (rhs.n, rhs.k);
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F; the pointers are the caller's.
+    if rhs.packed {
+        // SAFETY: `packed` is only set where the CPU has AVX-512F; the pointers are the
+        // caller's, the panels hold `k` rows of every 64-column block.
         unsafe {
             avx512::matmul(
                 m,
                 (0, n),
                 k,
-                dst,
-                dst_rs,
+                (dst, dst_rs),
                 accumulate,
                 (lhs, lhs_rs, 1),
-                rhs,
-                rhs_rs,
+                avx512::Rhs::Panels(rhs.data.as_ptr()),
             )
         };
         return;
@@ -162,17 +207,17 @@ pub(crate) unsafe fn step_matmul(
             dst_rs,
             accumulate,
             (lhs, lhs_rs, 1),
-            (rhs, rhs_rs, 1),
+            (rhs.data.as_ptr(), n, 1),
             false,
         )
     }
 }
 
 /// A larger product, `dst[m × n] = lhs[m × k] · rhs[k × n]`, with `lhs` of any strides, the
-/// rows of `rhs` contiguous and `dst` dense, its column blocks split between threads (each output is
-/// still accumulated over `k` in order, so the bits do not depend on the thread count). Used
-/// for the weight gradients `Σₜ hₜ₋₁ᵀ · dzₜ`, whose long `k` (every step of every sequence) the
-/// general [`matmul`] runs at a third of the machine's rate.
+/// rows of `rhs` contiguous and `dst` dense, its 64-column blocks split between threads (each
+/// output is still accumulated over `k` in order, so the bits do not depend on the thread
+/// count). Used for the weight gradients `Σₜ hₜ₋₁ᵀ · dzₜ`, whose long `k` (every step of every
+/// sequence) the general [`matmul`] runs at a third of the machine's rate.
 ///
 /// # Safety
 /// As [`matmul`].
@@ -190,20 +235,18 @@ pub(crate) unsafe fn wide_matmul(
             Shared(lhs as *mut f32),
             Shared(rhs as *mut f32),
         );
-        (0..n.div_ceil(64)).into_par_iter().for_each(|block| {
-            let cols = (block * 64, ((block + 1) * 64).min(n));
-            // SAFETY: each task writes only its own 64 columns of `dst`; the CPU has AVX-512F.
+        (0..n.div_ceil(PANEL)).into_par_iter().for_each(|block| {
+            let cols = (block * PANEL, ((block + 1) * PANEL).min(n));
+            // SAFETY: each task writes only its own columns of `dst`; the CPU has AVX-512F.
             unsafe {
                 avx512::matmul(
                     m,
                     cols,
                     k,
-                    dst.get(),
-                    n,
+                    (dst.get(), n),
                     false,
                     (lhs.get(), lhs_rs, lhs_cs),
-                    rhs.get(),
-                    rhs_rs,
+                    avx512::Rhs::Rows(rhs.get(), rhs_rs),
                 )
             };
         });
@@ -227,84 +270,86 @@ pub(crate) unsafe fn wide_matmul(
 mod avx512 {
     use std::arch::x86_64::*;
 
+    use super::PANEL;
+
     /// Columns per register: one `__m512` holds 16 `f32`.
     const W: usize = 16;
 
-    /// Depth of one pass over `k`: a 128 × 64 panel of `rhs` (32 KiB) stays in the L1 cache
-    /// while every row block of the output uses it.
+    /// Depth of one pass over `k`: a 128 × 64 panel (32 KiB) stays in the L1 cache while every
+    /// row block of the output uses it.
     const KC: usize = 128;
 
-    /// See [`super::step_matmul`]; `lhs` may have any column stride, and the columns
-    /// `j_range` of the output are the ones computed.
+    /// Where the right-hand operand is.
+    #[derive(Clone, Copy)]
+    pub(super) enum Rhs {
+        /// [`super::Panels`] data: panel `j / 64` holds `k` rows of 64.
+        Panels(*const f32),
+        /// Row-major rows at this stride; each depth block is copied into a panel first.
+        Rows(*const f32, usize),
+    }
+
+    /// `dst[.., j_start..j_end] = (accumulate ? dst : 0) + lhs · rhs[.., j_start..j_end]`, in
+    /// 64-column blocks (`j_start` a multiple of 64).
     ///
     /// # Safety
     /// AVX-512F must be available; pointers as in [`super::matmul`].
     #[target_feature(enable = "avx512f")]
-    #[allow(clippy::too_many_arguments)]
     pub(super) unsafe fn matmul(
         m: usize,
         (j_start, j_end): (usize, usize),
         k: usize,
-        dst: *mut f32,
-        dst_rs: usize,
+        (dst, dst_rs): (*mut f32, usize),
         accumulate: bool,
         (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
-        rhs: *const f32,
-        rhs_rs: usize,
+        rhs: Rhs,
     ) {
+        let mut scratch = match rhs {
+            Rhs::Rows(..) => vec![0.0f32; KC * PANEL],
+            Rhs::Panels(_) => Vec::new(),
+        };
         let mut j0 = j_start;
         while j0 < j_end {
-            let cols = (j_end - j0).min(4 * W);
+            let cols = (j_end - j0).min(PANEL);
             let mut k0 = 0;
-            loop {
+            while k0 < k {
                 let kc = (k - k0).min(KC);
+                let panel: *const f32 = match rhs {
+                    // SAFETY: panel `j0 / 64` starts `j0 · k` values in; row `k0` of it 64 · k0.
+                    Rhs::Panels(p) => unsafe { p.add(j0 * k + k0 * PANEL) },
+                    Rhs::Rows(p, rs) => {
+                        for kk in 0..kc {
+                            // SAFETY: row `k0 + kk`, columns `j0..j0 + cols` are inside `rhs`.
+                            let src = unsafe {
+                                std::slice::from_raw_parts(p.add((k0 + kk) * rs + j0), cols)
+                            };
+                            scratch[kk * PANEL..kk * PANEL + cols].copy_from_slice(src);
+                        }
+                        scratch.as_ptr()
+                    }
+                };
                 // The first depth block starts from the destination (or zero), later ones add.
                 let acc = accumulate || k0 > 0;
-                let (l, r) = (lhs.wrapping_add(k0 * lhs_cs), rhs.wrapping_add(k0 * rhs_rs));
+                let l = lhs.wrapping_add(k0 * lhs_cs);
+                let d = dst.wrapping_add(j0);
                 let mut i0 = 0;
                 while i0 + 4 <= m {
                     // SAFETY: rows i0..i0+4, columns j0..j0+cols, depth k0..k0+kc are inside
                     // the operands.
                     unsafe {
-                        block::<4>(
-                            i0,
-                            j0,
-                            cols,
-                            kc,
-                            dst,
-                            dst_rs,
-                            acc,
-                            (l, lhs_rs, lhs_cs),
-                            r,
-                            rhs_rs,
-                        )
+                        block::<4>(i0, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel)
                     };
                     i0 += 4;
                 }
                 while i0 < m {
                     // SAFETY: as above, one row.
                     unsafe {
-                        block::<1>(
-                            i0,
-                            j0,
-                            cols,
-                            kc,
-                            dst,
-                            dst_rs,
-                            acc,
-                            (l, lhs_rs, lhs_cs),
-                            r,
-                            rhs_rs,
-                        )
+                        block::<1>(i0, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel)
                     };
                     i0 += 1;
                 }
                 k0 += kc;
-                if k0 >= k {
-                    break;
-                }
             }
-            j0 += 4 * W;
+            j0 += PANEL;
         }
     }
 
@@ -318,20 +363,17 @@ mod avx512 {
         }
     }
 
-    /// `R` rows × `cols` (≤ 64) columns of the product, accumulated in registers over all of `k`.
+    /// `R` rows × `cols` (≤ 64) columns of the product, accumulated in registers over `k` rows
+    /// of a 64-wide panel.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     unsafe fn block<const R: usize>(
         i0: usize,
-        j0: usize,
         cols: usize,
         k: usize,
-        dst: *mut f32,
-        dst_rs: usize,
+        (dst, dst_rs): (*mut f32, usize),
         accumulate: bool,
         (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
-        rhs: *const f32,
-        rhs_rs: usize,
+        panel: *const f32,
     ) {
         let masks = [
             lanes(cols),
@@ -339,36 +381,27 @@ mod avx512 {
             lanes(cols.saturating_sub(2 * W)),
             lanes(cols.saturating_sub(3 * W)),
         ];
-        // SAFETY (whole body): AVX-512F is enabled by the caller; masked lanes are neither read
-        // nor written, and every unmasked lane is inside the operands (caller's contract).
+        // SAFETY (whole body): AVX-512F is enabled by the caller; masked lanes of `dst` are
+        // neither read nor written, every panel row holds 64 values, and every unmasked lane is
+        // inside the operands (caller's contract).
         unsafe {
             let mut acc = [[_mm512_setzero_ps(); 4]; R];
             if accumulate {
                 for (r, row) in acc.iter_mut().enumerate() {
-                    let d = dst.add((i0 + r) * dst_rs + j0);
+                    let d = dst.add((i0 + r) * dst_rs);
                     for (c, a) in row.iter_mut().enumerate() {
                         *a = _mm512_maskz_loadu_ps(masks[c], d.add(c * W));
                     }
                 }
             }
-            let full = cols == 4 * W;
             for kk in 0..k {
-                let w = rhs.add(kk * rhs_rs + j0);
-                let wv = if full {
-                    [
-                        _mm512_loadu_ps(w),
-                        _mm512_loadu_ps(w.add(W)),
-                        _mm512_loadu_ps(w.add(2 * W)),
-                        _mm512_loadu_ps(w.add(3 * W)),
-                    ]
-                } else {
-                    [
-                        _mm512_maskz_loadu_ps(masks[0], w),
-                        _mm512_maskz_loadu_ps(masks[1], w.add(W)),
-                        _mm512_maskz_loadu_ps(masks[2], w.add(2 * W)),
-                        _mm512_maskz_loadu_ps(masks[3], w.add(3 * W)),
-                    ]
-                };
+                let w = panel.add(kk * PANEL);
+                let wv = [
+                    _mm512_loadu_ps(w),
+                    _mm512_loadu_ps(w.add(W)),
+                    _mm512_loadu_ps(w.add(2 * W)),
+                    _mm512_loadu_ps(w.add(3 * W)),
+                ];
                 for (r, row) in acc.iter_mut().enumerate() {
                     let a = _mm512_set1_ps(*lhs.add((i0 + r) * lhs_rs + kk * lhs_cs));
                     for (c, acc) in row.iter_mut().enumerate() {
@@ -377,7 +410,7 @@ mod avx512 {
                 }
             }
             for (r, row) in acc.iter().enumerate() {
-                let d = dst.add((i0 + r) * dst_rs + j0);
+                let d = dst.add((i0 + r) * dst_rs);
                 for (c, a) in row.iter().enumerate() {
                     _mm512_mask_storeu_ps(d.add(c * W), masks[c], *a);
                 }
@@ -601,14 +634,15 @@ mod tests {
                 let mut dst: Vec<f32> = (0..m * rs).map(|i| (i % 3) as f32).collect();
                 let before = dst.clone();
                 // SAFETY: the buffers have the sizes the strides describe.
+                let panels = Panels::new(&rhs, k, n);
                 unsafe {
                     step_matmul(
-                        (m, n, k),
+                        m,
                         dst.as_mut_ptr(),
                         rs,
                         accumulate,
                         (lhs.as_ptr(), k),
-                        (rhs.as_ptr(), n),
+                        &panels,
                     )
                 };
                 for i in 0..m {
@@ -627,6 +661,41 @@ mod tests {
                             "{m}×{n}×{k} [{i},{j}]: {got} vs {expected}"
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_wide_product_matches_a_plain_triple_loop() {
+        for &(m, n, k) in &[(1, 1, 1), (5, 70, 300), (128, 512, 257)] {
+            // `lhs` read transposed (column stride `m`), as the weight gradients read it.
+            let lhs_t: Vec<f32> = (0..k * m)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let rhs: Vec<f32> = (0..k * n)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+                .collect();
+            let mut dst = vec![f32::NAN; m * n];
+            // SAFETY: the buffers have the sizes the strides describe.
+            unsafe {
+                wide_matmul(
+                    (m, n, k),
+                    dst.as_mut_ptr(),
+                    (lhs_t.as_ptr(), 1, m),
+                    (rhs.as_ptr(), n),
+                )
+            };
+            for i in 0..m {
+                for j in 0..n {
+                    let dot: f64 = (0..k)
+                        .map(|p| lhs_t[p * m + i] as f64 * rhs[p * n + j] as f64)
+                        .sum();
+                    let got = dst[i * n + j];
+                    assert!(
+                        (got as f64 - dot).abs() <= 1e-3 * dot.abs().max(1.0),
+                        "{m}×{n}×{k} [{i},{j}]: {got} vs {dot}"
+                    );
                 }
             }
         }

@@ -27,7 +27,9 @@ use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extensi
 use burn::tensor::{TensorData, s};
 use rayon::prelude::*;
 
-use crate::host::{self, Shared, chunks, multiversion, sigmoid, step_matmul, tanh, wide_matmul};
+use crate::host::{
+    self, Panels, Shared, chunks, multiversion, sigmoid, step_matmul, tanh, wide_matmul,
+};
 
 /// The fused recurrent operations, registered for the CPU backends Sora's kernels support and
 /// for autodiff over them.
@@ -346,7 +348,8 @@ fn lstm_forward<B: Backend>(
     {
         let gp = Shared(host::values_mut(&mut gates).as_mut_ptr());
         let op = Shared(host::values_mut(&mut out).as_mut_ptr());
-        let (w, h0v, c0v) = (host::values(&w_hh), host::values(&h0), host::values(&c0));
+        let panels = Panels::new(host::values(&w_hh), h, g4);
+        let (w, h0v, c0v) = (&panels, host::values(&h0), host::values(&c0));
         let run = |rows: std::ops::Range<usize>| {
             // SAFETY: each chunk reads and writes only the rows `rows` of the two buffers, which
             // hold `batch · steps` rows of `4H` and `2H` values.
@@ -370,7 +373,7 @@ unsafe fn lstm_forward_chunk(
     rows: std::ops::Range<usize>,
     gates: Shared,
     out: Shared,
-    w_hh: &[f32],
+    w_hh: &Panels,
     h0: &[f32],
     c0: &[f32],
     steps: usize,
@@ -387,7 +390,7 @@ unsafe fn lstm_forward_chunk(
             } else {
                 (out.0.add((b0 * steps + t - 1) * o2), steps * o2)
             };
-            step_matmul((bc, g4, h), z, steps * g4, true, hprev, (w_hh.as_ptr(), g4));
+            step_matmul(bc, z, steps * g4, true, hprev, w_hh);
             for b in rows.clone() {
                 let row = b * steps + t;
                 let z = std::slice::from_raw_parts_mut(gates.0.add(row * g4), g4);
@@ -538,11 +541,11 @@ fn lstm_backward<B: Backend>(
             Shared(host::values_mut(&mut dh0).as_mut_ptr()),
             Shared(host::values_mut(&mut dc0).as_mut_ptr()),
         );
-        let w_t = transpose(host::values(&w_hh), h, g4);
+        let w_t = Panels::new(&transpose(host::values(&w_hh), h, g4), g4, h);
         let (g, o, w, c0v) = (
             host::values(&grad),
             host::values(&out),
-            w_t.as_slice(),
+            &w_t,
             host::values(&c0),
         );
         let run = |rows: std::ops::Range<usize>| {
@@ -590,7 +593,7 @@ unsafe fn lstm_backward_chunk(
     dc0: Shared,
     grad: &[f32],
     out: &[f32],
-    w_hh_t: &[f32],
+    w_hh_t: &Panels,
     c0: &[f32],
     steps: usize,
     h: usize,
@@ -622,12 +625,12 @@ unsafe fn lstm_backward_chunk(
         // SAFETY: the chunk's rows of step `t` in `dz`; `w_hh_t` is `[4H, H]`.
         unsafe {
             step_matmul(
-                (bc, h, g4),
+                bc,
                 dh_next.as_mut_ptr(),
                 h,
                 false,
                 (dz.0.add((b0 * steps + t) * g4), steps * g4),
-                (w_hh_t.as_ptr(), h),
+                w_hh_t,
             );
         }
     }
@@ -696,9 +699,10 @@ fn gru_forward<B: Backend>(
     {
         let op = Shared(host::values_mut(&mut out).as_mut_ptr());
         let sp = Shared(host::values_mut(&mut saved).as_mut_ptr());
+        let panels = Panels::new(host::values(&w_hh), h, g3);
         let (x, w, bias, h0v) = (
             host::values(&xp),
-            host::values(&w_hh),
+            &panels,
             host::values(&b_hh),
             host::values(&h0),
         );
@@ -725,7 +729,7 @@ unsafe fn gru_forward_chunk(
     out: Shared,
     saved: Shared,
     xp: &[f32],
-    w_hh: &[f32],
+    w_hh: &Panels,
     b_hh: &[f32],
     h0: &[f32],
     steps: usize,
@@ -745,14 +749,7 @@ unsafe fn gru_forward_chunk(
             } else {
                 (out.0.add((b0 * steps + t - 1) * h), steps * h)
             };
-            step_matmul(
-                (bc, g3, h),
-                hp.as_mut_ptr(),
-                g3,
-                true,
-                hprev,
-                (w_hh.as_ptr(), g3),
-            );
+            step_matmul(bc, hp.as_mut_ptr(), g3, true, hprev, w_hh);
             for (k, b) in rows.clone().enumerate() {
                 let row = b * steps + t;
                 let h_prev = if t == 0 {
@@ -820,11 +817,11 @@ fn gru_backward<B: Backend>(
         let sp = Shared(host::values_mut(&mut saved).as_mut_ptr());
         let dp = Shared(host::values_mut(&mut dxp).as_mut_ptr());
         let dh0p = Shared(host::values_mut(&mut dh0).as_mut_ptr());
-        let w_t = transpose(host::values(&w_hh), h, g3);
+        let w_t = Panels::new(&transpose(host::values(&w_hh), h, g3), g3, h);
         let (g, o, w, h0v) = (
             host::values(&grad),
             host::values(&out),
-            w_t.as_slice(),
+            &w_t,
             host::values(&h0),
         );
         let run = |rows: std::ops::Range<usize>| {
@@ -873,7 +870,7 @@ unsafe fn gru_backward_chunk(
     dh0: Shared,
     grad: &[f32],
     out: &[f32],
-    w_hh_t: &[f32],
+    w_hh_t: &Panels,
     h0: &[f32],
     steps: usize,
     h: usize,
@@ -909,12 +906,12 @@ unsafe fn gru_backward_chunk(
         // `[3H, H]`.
         unsafe {
             step_matmul(
-                (bc, h, g3),
+                bc,
                 dh_next.as_mut_ptr(),
                 h,
                 true,
                 (saved.0.add((b0 * steps + t) * g4), steps * g4),
-                (w_hh_t.as_ptr(), h),
+                w_hh_t,
             );
         }
     }
