@@ -1,7 +1,7 @@
 //! The `BENCH.md` workloads on Sora, one per process, printing one JSON line.
 //!
 //! ```text
-//! cargo bench --bench workloads -- --workload mlp-digits|mlp-wide|cnn-digits|lstm-text|infer|matmul|loop-overhead|explain-ig --device flex|ndarray|tch|tch-cuda:N
+//! cargo bench --bench workloads -- --workload mlp-digits|mlp-wide|cnn-digits|lstm-text|gru-text|infer|matmul|loop-overhead|explain-ig --device flex|ndarray|tch|tch-cuda:N
 //! ```
 //! `benches/compare.py` runs these beside `benches/reference/pytorch_bench.py` and writes
 //! `docs/performance.md`.
@@ -40,14 +40,15 @@ fn main() -> Result<()> {
         }
     }
     let workload = workload.context(
-        "--workload mlp-digits|mlp-wide|cnn-digits|lstm-text|infer|matmul|loop-overhead|explain-ig",
+        "--workload mlp-digits|mlp-wide|cnn-digits|lstm-text|gru-text|infer|matmul|loop-overhead|explain-ig",
     )?;
     let device = sora::device::device(&device_name)?;
     let mut out = match workload.as_str() {
         "mlp-digits" => mlp_digits(&device)?,
         "mlp-wide" => mlp_wide(&device)?,
         "cnn-digits" => cnn_digits(&device)?,
-        "lstm-text" => lstm_text(&device)?,
+        "lstm-text" => recurrent_text(&device, Cell::Lstm)?,
+        "gru-text" => recurrent_text(&device, Cell::Gru)?,
         "infer" => infer(&device)?,
         "matmul" => matmul(&device)?,
         "loop-overhead" => loop_overhead(&device)?,
@@ -212,8 +213,8 @@ fn lstm_text_data(n: usize, len: usize, vocab: usize) -> (Vec<usize>, Vec<usize>
 /// linear 2, SGD (momentum 0.9) lr 0.05, batch 32, 100 steps: one pass over the 3,200
 /// sequences in order (no shuffle), so both sides see the same batches. Reports tokens/s =
 /// 100 · 32 · 64 / training seconds, the epoch's mean training loss and the accuracy on the
-/// 3,200 training sequences after it.
-fn lstm_text(device: &Device) -> Result<Value> {
+/// 3,200 training sequences after it. `gru-text` is the same with a GRU.
+fn recurrent_text(device: &Device, cell: Cell) -> Result<Value> {
     let (n, len, vocab, batch) = (3_200, 64, 10_000, 32);
     let (ids, labels) = lstm_text_data(n, len, vocab);
     let ids_sum: usize = ids.iter().sum();
@@ -227,7 +228,7 @@ fn lstm_text(device: &Device) -> Result<Value> {
         },
     )?;
     let encoder = TextSpec::bag(vocab, len, 64)
-        .with_rnn(Cell::Lstm, 128, 1, false)
+        .with_rnn(cell, 128, 1, false)
         .with_pool(SeqPool::Last);
     let spec = ModelSpec::new(
         encoder,

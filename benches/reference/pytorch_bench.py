@@ -15,7 +15,7 @@ Environment (kept out of the repository and out of CI):
 Usage:
 
     .venv-ref/bin/python benches/reference/pytorch_bench.py \\
-        --workload {mlp-digits,mlp-wide,cnn-digits,lstm-text,infer,explain-ig,matmul} \\
+        --workload {mlp-digits,mlp-wide,cnn-digits,lstm-text,gru-text,infer,explain-ig,matmul} \\
         [--data data/digits/digits.csv] [--threads N]
 
 Workloads:
@@ -32,6 +32,7 @@ Workloads:
               10 epochs, shuffled every epoch (seed 42); reports training samples/s,
               test accuracy, training seconds, n_params.
   lstm-text   embedding(10,000, 64) -> LSTM(64->128, 1 layer) -> last hidden state -> linear 2
+  gru-text    the same with a GRU(64->128)
               on 3,200 x 64 token ids drawn with SplitMix64 from state 42 (id = draw mod
               10,000, row-major; the Rust side uses the same generator, so both train on the
               same ids), label = first token mod 2; SGD(lr 0.05, momentum 0.9), batch 32,
@@ -198,12 +199,14 @@ def mlp_wide_model():
 
 
 class LstmText(nn.Module):
-    """embedding(vocab, 64) -> LSTM(64 -> 128) -> the last time step's hidden state -> linear 2."""
+    """embedding(vocab, 64) -> LSTM(64 -> 128) (or GRU) -> the last time step's hidden state ->
+    linear 2."""
 
-    def __init__(self, vocab=10000, d_embed=64, d_hidden=128, n_classes=2):
+    def __init__(self, vocab=10000, d_embed=64, d_hidden=128, n_classes=2, cell="lstm"):
         super().__init__()
         self.embedding = nn.Embedding(vocab, d_embed)
-        self.lstm = nn.LSTM(d_embed, d_hidden, num_layers=1, batch_first=True)
+        rnn = nn.LSTM if cell == "lstm" else nn.GRU
+        self.lstm = rnn(d_embed, d_hidden, num_layers=1, batch_first=True)
         self.output = nn.Linear(d_hidden, n_classes)
 
     def forward(self, ids):
@@ -291,11 +294,11 @@ def run_cnn_digits(args):
     }
 
 
-def run_lstm_text(args):
+def run_lstm_text(args, cell="lstm"):
     n, length, batch = 3200, 64, 32
     x, y = lstm_text_data(n, length)
     torch.manual_seed(SEED)  # parameter initialisation
-    model = LstmText()
+    model = LstmText(cell=cell)
     seconds, samples, epoch_loss = train(model, x, y, lr=0.05, batch=batch, epochs=1,
                                          shuffle=False, mean_loss=True)
     steps = n // batch
@@ -432,6 +435,7 @@ WORKLOADS = {
     "mlp-wide": run_mlp_wide,
     "cnn-digits": run_cnn_digits,
     "lstm-text": run_lstm_text,
+    "gru-text": lambda args: run_lstm_text(args, cell="gru"),
     "infer": run_infer,
     "explain-ig": run_explain_ig,
     "matmul": run_matmul,
