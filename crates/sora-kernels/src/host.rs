@@ -49,6 +49,7 @@ pub(crate) struct Shared(pub *mut f32);
 // SAFETY: the kernels give every parallel task a disjoint set of rows behind the pointer, and the
 // buffer outlives the parallel scope that uses it.
 unsafe impl Send for Shared {}
+// SAFETY: as for `Send`: shared use only ever reaches disjoint rows.
 unsafe impl Sync for Shared {}
 
 impl Shared {
@@ -381,7 +382,7 @@ mod avx512 {
             lanes(cols.saturating_sub(2 * W)),
             lanes(cols.saturating_sub(3 * W)),
         ];
-        // SAFETY (whole body): AVX-512F is enabled by the caller; masked lanes of `dst` are
+        // SAFETY: (the whole body) AVX-512F is enabled by the caller; masked lanes of `dst` are
         // neither read nor written, every panel row holds 64 values, and every unmasked lane is
         // inside the operands (caller's contract).
         unsafe {
@@ -446,7 +447,7 @@ pub(crate) mod act512 {
                 8.333_452e-3,
                 4.166_579_6e-2,
                 1.666_666_5e-1,
-                5.000_000_1e-1,
+                0.5,
             ] {
                 p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
             }
@@ -531,7 +532,7 @@ pub(crate) fn exp(x: f32) -> f32 {
     p = p * r + 8.333_452e-3;
     p = p * r + 4.166_579_6e-2;
     p = p * r + 1.666_666_5e-1;
-    p = p * r + 5.000_000_1e-1;
+    p = p * r + 0.5;
     let y = p * r * r + r + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     y * scale
@@ -633,8 +634,8 @@ mod tests {
                 let rs = n + 3;
                 let mut dst: Vec<f32> = (0..m * rs).map(|i| (i % 3) as f32).collect();
                 let before = dst.clone();
-                // SAFETY: the buffers have the sizes the strides describe.
                 let panels = Panels::new(&rhs, k, n);
+                // SAFETY: the buffers have the sizes the strides describe.
                 unsafe {
                     step_matmul(
                         m,

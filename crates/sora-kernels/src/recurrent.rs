@@ -4,7 +4,7 @@
 //! The input projection of every step (`x · W_ih + b`) is one matrix product outside the
 //! operation (a Burn `matmul`, whose gradient Burn computes as two large products). Inside it,
 //! each step is one small product with the hidden weights and one pass over the gates, with
-//! every batch chunk of [`crate::host`] running the whole sequence on its own thread, so the
+//! every batch chunk (16 rows at most) running the whole sequence on its own thread, so the
 //! threads meet once per sequence rather than once per step. The backward pass walks the steps
 //! in reverse with the saved gate activations and then forms the hidden weights' gradient as
 //! one product over all steps (`Σₜ hₜ₋₁ᵀ · dzₜ`).
@@ -382,7 +382,7 @@ unsafe fn lstm_forward_chunk(
     let (g4, o2) = (4 * h, 2 * h);
     let (b0, bc) = (rows.start, rows.len());
     for t in 0..steps {
-        // SAFETY (whole block): offsets stay inside this chunk's rows of the buffers.
+        // SAFETY: (the whole block) offsets stay inside this chunk's rows of the buffers.
         unsafe {
             let z = gates.0.add((b0 * steps + t) * g4);
             let hprev: (*const f32, usize) = if t == 0 {
@@ -742,7 +742,7 @@ unsafe fn gru_forward_chunk(
         for k in 0..bc {
             hp[k * g3..(k + 1) * g3].copy_from_slice(b_hh);
         }
-        // SAFETY (whole block): offsets stay inside this chunk's rows.
+        // SAFETY: (the whole block) offsets stay inside this chunk's rows.
         unsafe {
             let hprev: (*const f32, usize) = if t == 0 {
                 (h0.as_ptr().add(b0 * h), h)
