@@ -1,7 +1,7 @@
 //! # sora-train
 //!
 //! The training loop of Sora models: mini-batch SGD (momentum, Nesterov, weight decay), Adam
-//! and AdamW from burn-optim; constant, step and cosine learning-rate schedules;
+//! and AdamW with burn-optim's update rules, applied in place ([`optim`]); constant, step and cosine learning-rate schedules;
 //! cross-entropy (class weights, label smoothing) and MSE losses; exact whole-set metrics
 //! (accuracy, precision/recall/F1, AUROC, PR-AUC, confusion matrix; MAE/RMSE/R²); early
 //! stopping that restores the best weights; atomic best/last checkpoints and `resume`; a
@@ -18,6 +18,7 @@ mod history;
 mod manifest;
 mod metrics;
 mod model_dir;
+pub mod optim;
 pub mod parallel;
 mod trainer;
 

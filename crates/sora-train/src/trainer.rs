@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig, MseLoss, Reduction};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+
+use crate::optim::{FusedAdam, FusedSgd};
 use burn::store::ModuleRecord;
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Tensor};
@@ -289,41 +289,34 @@ impl Trainer {
                 momentum,
                 nesterov,
                 weight_decay,
-            } => SgdConfig::new()
-                .with_momentum((momentum > 0.0).then(|| {
-                    MomentumConfig::new()
-                        .with_momentum(momentum)
-                        .with_dampening(0.0)
-                        .with_nesterov(nesterov)
-                }))
-                .with_weight_decay(
-                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
-                )
-                .init(),
+            } => ModuleOptimizer::from(FusedSgd {
+                momentum: (momentum > 0.0).then_some((momentum, 0.0, nesterov)),
+                weight_decay: (weight_decay > 0.0).then_some(weight_decay as f32),
+            }),
             OptimizerConfig::Adam {
                 beta_1,
                 beta_2,
                 epsilon,
                 weight_decay,
-            } => AdamConfig::new()
-                .with_beta_1(beta_1 as f32)
-                .with_beta_2(beta_2 as f32)
-                .with_epsilon(epsilon as f32)
-                .with_weight_decay(
-                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay as f32)),
-                )
-                .init(),
+            } => ModuleOptimizer::from(FusedAdam {
+                beta_1: beta_1 as f32,
+                beta_2: beta_2 as f32,
+                epsilon: epsilon as f32,
+                weight_decay: (weight_decay > 0.0).then_some(weight_decay as f32),
+                decoupled_weight_decay: None,
+            }),
             OptimizerConfig::AdamW {
                 beta_1,
                 beta_2,
                 epsilon,
                 weight_decay,
-            } => AdamWConfig::new()
-                .with_beta_1(beta_1 as f32)
-                .with_beta_2(beta_2 as f32)
-                .with_epsilon(epsilon as f32)
-                .with_weight_decay(weight_decay as f32)
-                .init(),
+            } => ModuleOptimizer::from(FusedAdam {
+                beta_1: beta_1 as f32,
+                beta_2: beta_2 as f32,
+                epsilon: epsilon as f32,
+                weight_decay: None,
+                decoupled_weight_decay: Some(weight_decay as f32),
+            }),
         }
     }
 
