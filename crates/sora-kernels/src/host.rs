@@ -214,17 +214,22 @@ pub(crate) unsafe fn step_matmul(
     }
 }
 
-/// A larger product, `dst[m × n] = lhs[m × k] · rhs[k × n]`, with `lhs` of any strides, the
-/// rows of `rhs` contiguous and `dst` dense, its 64-column blocks split between threads (each
-/// output is still accumulated over `k` in order, so the bits do not depend on the thread
-/// count). Used for the weight gradients `Σₜ hₜ₋₁ᵀ · dzₜ`, whose long `k` (every step of every
-/// sequence) the general [`matmul`] runs at a third of the machine's rate.
+/// Rows of the output one parallel task of [`par_matmul`] computes.
+const TASK_ROWS: usize = 256;
+
+/// A larger product, `dst[m × n] = (accumulate ? dst : 0) + lhs[m × k] · rhs[k × n]`, with
+/// `lhs` of any strides, the rows of `rhs` contiguous and `dst` dense (row stride `n`), split
+/// into tasks of 256 rows × 64 columns run in parallel. Each output is accumulated over `k` in
+/// order by one task, so the bits do not depend on the thread count. Used for the input
+/// projections and the weight gradients (`Σₜ hₜ₋₁ᵀ · dzₜ`, `Xᵀ · dZ`), whose shapes — a long
+/// `k`, or few columns — the general [`matmul`] runs at a third of the machine's rate.
 ///
 /// # Safety
 /// As [`matmul`].
-pub(crate) unsafe fn wide_matmul(
+pub(crate) unsafe fn par_matmul(
     (m, n, k): (usize, usize, usize),
     dst: *mut f32,
+    accumulate: bool,
     (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
     (rhs, rhs_rs): (*const f32, usize),
 ) {
@@ -236,17 +241,21 @@ pub(crate) unsafe fn wide_matmul(
             Shared(lhs as *mut f32),
             Shared(rhs as *mut f32),
         );
-        (0..n.div_ceil(PANEL)).into_par_iter().for_each(|block| {
-            let cols = (block * PANEL, ((block + 1) * PANEL).min(n));
-            // SAFETY: each task writes only its own columns of `dst`; the CPU has AVX-512F.
+        let (row_tasks, col_tasks) = (m.div_ceil(TASK_ROWS), n.div_ceil(PANEL));
+        (0..row_tasks * col_tasks).into_par_iter().for_each(|task| {
+            let (rt, ct) = (task / col_tasks, task % col_tasks);
+            let (r0, r1) = (rt * TASK_ROWS, ((rt + 1) * TASK_ROWS).min(m));
+            let cols = (ct * PANEL, ((ct + 1) * PANEL).min(n));
+            // SAFETY: each task writes only its own rows and columns of `dst`; the CPU has
+            // AVX-512F; the offsets of row `r0` stay inside the operands.
             unsafe {
                 avx512::matmul(
-                    m,
+                    r1 - r0,
                     cols,
                     k,
-                    (dst.get(), n),
-                    false,
-                    (lhs.get(), lhs_rs, lhs_cs),
+                    (dst.get().add(r0 * n), n),
+                    accumulate,
+                    (lhs.get().add(r0 * lhs_rs), lhs_rs, lhs_cs),
                     avx512::Rhs::Rows(rhs.get(), rhs_rs),
                 )
             };
@@ -259,7 +268,7 @@ pub(crate) unsafe fn wide_matmul(
             (m, n, k),
             dst,
             n,
-            false,
+            accumulate,
             (lhs, lhs_rs, lhs_cs),
             (rhs, rhs_rs, 1),
             true,
@@ -668,8 +677,8 @@ mod tests {
     }
 
     #[test]
-    fn the_wide_product_matches_a_plain_triple_loop() {
-        for &(m, n, k) in &[(1, 1, 1), (5, 70, 300), (128, 512, 257)] {
+    fn the_parallel_product_matches_a_plain_triple_loop() {
+        for &(m, n, k) in &[(1, 1, 1), (5, 70, 300), (128, 512, 257), (600, 40, 9)] {
             // `lhs` read transposed (column stride `m`), as the weight gradients read it.
             let lhs_t: Vec<f32> = (0..k * m)
                 .map(|i| ((i * 7 % 13) as f32 - 6.0) / 5.0)
@@ -680,9 +689,10 @@ mod tests {
             let mut dst = vec![f32::NAN; m * n];
             // SAFETY: the buffers have the sizes the strides describe.
             unsafe {
-                wide_matmul(
+                par_matmul(
                     (m, n, k),
                     dst.as_mut_ptr(),
+                    false,
                     (lhs_t.as_ptr(), 1, m),
                     (rhs.as_ptr(), n),
                 )

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | [`recurrent::lstm_sequence`] | an LSTM's per-step matrix products, gate activations and state updates, and their backward pass through time |
 //! | [`recurrent::gru_sequence`] | the same for a GRU (PyTorch's formulation) |
+//! | [`linear::linear`] | `x · W + b` as a product and a broadcast add, and their backward pass |
 //! | [`optim::sgd_step`], [`optim::adam_step`] | burn-optim's SGD, Adam and AdamW updates as chains of whole-tensor operations, each allocating its result: here one pass rewriting the parameter and its state in place |
 //!
 //! The kernels are registered for burn-flex and burn-ndarray (the `flex` and `ndarray`
@@ -33,6 +34,7 @@
 //! ```
 
 mod host;
+pub mod linear;
 pub mod optim;
 pub mod recurrent;
 

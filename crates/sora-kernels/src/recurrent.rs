@@ -28,8 +28,9 @@ use burn::tensor::{TensorData, s};
 use rayon::prelude::*;
 
 use crate::host::{
-    self, Panels, Shared, chunks, multiversion, sigmoid, step_matmul, tanh, wide_matmul,
+    self, Panels, Shared, chunks, multiversion, par_matmul, sigmoid, step_matmul, tanh,
 };
+use crate::linear::transpose;
 
 /// The fused recurrent operations, registered for the CPU backends Sora's kernels support and
 /// for autodiff over them.
@@ -565,9 +566,10 @@ fn lstm_backward<B: Backend>(
     let mut dw = host::zeros([h, g4]);
     // SAFETY: `hprev` is `[batch · steps, H]`, `dz` `[batch · steps, 4H]`, `dw` `[H, 4H]`.
     unsafe {
-        wide_matmul(
+        par_matmul(
             (h, g4, batch * steps),
             host::values_mut(&mut dw).as_mut_ptr(),
+            false,
             (hprev.as_ptr(), 1, h),
             (host::values(&dz).as_ptr(), g4),
         );
@@ -838,9 +840,10 @@ fn gru_backward<B: Backend>(
     // SAFETY: `hprev` is `[batch · steps, H]`, `dhp` `[batch · steps, 4H]` (first 3H columns),
     // `dw` `[H, 3H]`.
     unsafe {
-        wide_matmul(
+        par_matmul(
             (h, g3, batch * steps),
             host::values_mut(&mut dw).as_mut_ptr(),
+            false,
             (hprev.as_ptr(), 1, h),
             (dhp.as_ptr(), g4),
         );
@@ -986,17 +989,6 @@ fn previous_states(
         }
     }
     prev
-}
-
-/// The transpose of the row-major `rows × cols` matrix `a`.
-fn transpose(a: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; rows * cols];
-    for (i, row) in a.chunks_exact(cols).enumerate() {
-        for (j, v) in row.iter().enumerate() {
-            t[j * rows + i] = *v;
-        }
-    }
-    t
 }
 
 /// `acc += x`, element by element.

@@ -199,3 +199,54 @@ fn same_inputs_give_the_same_bits() {
     };
     assert_eq!(run(), run());
 }
+
+#[test]
+fn fused_linear_matches_the_composition_in_values_and_gradients() {
+    use sora_kernels::linear::{linear, linear_reference};
+    for device in devices() {
+        for (seed, &(n, d_in, d_out)) in [
+            (1, 1, 1),
+            (3, 5, 7),
+            (300, 64, 512),
+            (2048, 64, 384),
+            (257, 130, 65),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let shapes = [
+                vec![n, d_in],
+                vec![d_in, d_out],
+                vec![d_out],
+                vec![n, d_out],
+            ];
+            let t = inputs(&device, &shapes, 200 + seed as u64);
+            let run = |fused: bool| {
+                let x = t[0].clone().reshape([n, d_in]);
+                let w = t[1].clone().reshape([d_in, d_out]);
+                let b = t[2].clone().reshape([d_out]);
+                let out = if fused {
+                    linear(x, w, b)
+                } else {
+                    linear_reference(x, w, b)
+                };
+                let weights = t[3].clone().detach().reshape([n, d_out]);
+                let grads = (out.clone() * weights).sum().backward();
+                let g: Vec<Tensor<3>> = t[..3]
+                    .iter()
+                    .map(|x| flat(x.grad(&grads).expect("a gradient")))
+                    .collect();
+                (flat(out.inner()), g)
+            };
+            let (out_f, grads_f) = run(true);
+            let (out_r, grads_r) = run(false);
+            let what = format!("{device:?} linear {n}×{d_in}→{d_out}");
+            let d = max_diff(out_f, out_r);
+            assert!(d < 1e-5, "{what}: output differs by {d}");
+            for (name, (a, b)) in ["x", "w", "b"].iter().zip(grads_f.into_iter().zip(grads_r)) {
+                let d = max_diff(a, b);
+                assert!(d < 1e-5, "{what}: gradient of {name} differs by {d}");
+            }
+        }
+    }
+}

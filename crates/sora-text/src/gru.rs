@@ -18,6 +18,7 @@ use burn::module::{Module, Param};
 use burn::nn::Initializer;
 use burn::prelude::s;
 use burn::tensor::{Device, Tensor};
+use sora_kernels::linear::linear;
 use sora_kernels::recurrent::{gru_sequence, gru_sequence_reference};
 
 /// Configuration of a [`FusedGru`].
@@ -99,8 +100,11 @@ impl FusedGru {
         let weight = self.weight.val();
         let w_ih = weight.clone().slice(s![0..d_input]);
         let w_hh = weight.slice(s![d_input..d_input + h]);
-        let xp = (x.reshape([batch * seq_len, d_input]).matmul(w_ih)
-            + self.bias_ih.val().unsqueeze_dim::<2>(0))
+        let xp = linear(
+            x.reshape([batch * seq_len, d_input]),
+            w_ih,
+            self.bias_ih.val(),
+        )
         .reshape([batch, seq_len, 3 * h]);
         if sora_kernels::supported(&device) {
             gru_sequence(xp, w_hh, self.bias_hh.val(), hidden)

@@ -22,6 +22,7 @@ use burn::nn::Initializer;
 use burn::nn::lstm::LstmState;
 use burn::prelude::s;
 use burn::tensor::{Device, Tensor};
+use sora_kernels::linear::linear;
 use sora_kernels::recurrent::{lstm_sequence, lstm_sequence_reference};
 
 /// Configuration of a [`FusedLstm`].
@@ -115,8 +116,8 @@ impl FusedLstm {
         let weight = self.weight.val();
         let w_ih = weight.clone().slice(s![0..d_input]);
         let w_hh = weight.slice(s![d_input..d_input + h]);
-        let bias = (self.bias_ih.val() + self.bias_hh.val()).unsqueeze_dim::<2>(0);
-        let xp = (x.reshape([batch * seq_len, d_input]).matmul(w_ih) + bias).reshape([
+        let bias = self.bias_ih.val() + self.bias_hh.val();
+        let xp = linear(x.reshape([batch * seq_len, d_input]), w_ih, bias).reshape([
             batch,
             seq_len,
             4 * h,
