@@ -132,7 +132,7 @@ impl Optimizer for FusedAdam {
         step.weight_decay = self.weight_decay;
         if let Some(decay) = self.decoupled_weight_decay {
             let rate = lr * decay as f64;
-            step.decoupled_keep = (rate != 0.0).then(|| (1.0 - rate) as f32);
+            step.decoupled_keep = (rate != 0.0).then_some((1.0 - rate) as f32);
         }
         let moments = state.map(|s| (s.moment_1, s.moment_2));
         let (param, moment_1, moment_2) = adam_step(tensor, grad, moments, step);
