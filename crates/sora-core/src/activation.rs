@@ -2,6 +2,7 @@
 
 use burn::tensor::{Tensor, activation};
 use serde::{Deserialize, Serialize};
+use sora_kernels::linear::Act;
 
 /// An element-wise activation, named in specs in snake case (`"relu"`, `"leaky_relu"`, …).
 ///
@@ -78,6 +79,20 @@ impl Activation {
             Activation::Sigmoid => activation::sigmoid(x),
             Activation::LeakyRelu => activation::leaky_relu(x, 0.01),
             Activation::Silu => activation::silu(x),
+        }
+    }
+}
+
+impl Activation {
+    /// The same function as the epilogue of a fused linear layer (`sora_kernels::linear`).
+    pub fn fused(self) -> Act {
+        match self {
+            Activation::Relu => Act::Relu,
+            Activation::Gelu => Act::Gelu,
+            Activation::Tanh => Act::Tanh,
+            Activation::Sigmoid => Act::Sigmoid,
+            Activation::LeakyRelu => Act::LeakyRelu(0.01),
+            Activation::Silu => Act::Silu,
         }
     }
 }

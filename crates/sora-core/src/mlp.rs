@@ -7,6 +7,7 @@ use burn::nn::{
 };
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
+use sora_kernels::linear::{Act, forward_layer};
 
 use crate::Activation;
 
@@ -143,14 +144,21 @@ impl MlpBlock {
     /// - input: `[batch, d_in]`
     /// - output: `[batch, d_out]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let mut x = self.linear.forward(x);
-        if let Some(norm) = &self.batch_norm {
-            x = norm.forward(x);
-        }
-        if let Some(norm) = &self.layer_norm {
-            x = norm.forward(x);
-        }
-        x = self.activation.forward(x);
+        // Without a norm between them, the product, the bias and the activation are one fused
+        // operation (`sora_kernels::linear`); with one, the activation follows the norm.
+        let x = match (&self.batch_norm, &self.layer_norm) {
+            (None, None) => forward_layer(&self.linear, x, self.activation.fused()),
+            (batch_norm, layer_norm) => {
+                let mut x = forward_layer(&self.linear, x, Act::Identity);
+                if let Some(norm) = batch_norm {
+                    x = norm.forward(x);
+                }
+                if let Some(norm) = layer_norm {
+                    x = norm.forward(x);
+                }
+                self.activation.forward(x)
+            }
+        };
         match &self.dropout {
             Some(dropout) => dropout.forward(x),
             None => x,
@@ -187,6 +195,6 @@ impl Mlp {
     /// - output: `[batch, d_output]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
         let x = self.hidden.iter().fold(x, |x, block| block.forward(x));
-        self.output.forward(x)
+        forward_layer(&self.output, x, Act::Identity)
     }
 }

@@ -65,6 +65,84 @@ fn main() {
         ms,
         2.0 * (b * t * d * 4 * h) as f64 / 1e9,
     );
+    // Batch inference of the mlp-digits model's shapes (1,024 rows, 64 → 128 → 64 → 10, ReLU):
+    // Burn's operations against the fused layers, without autodiff.
+    {
+        let plain = Device::flex();
+        let x = Tensor::<2>::random([1024, 64], Distribution::Normal(0.0, 1.0), &plain);
+        let layers: Vec<(Tensor<2>, Tensor<1>)> = [(64, 128), (128, 64), (64, 10)]
+            .iter()
+            .map(|&(i, o)| {
+                (
+                    Tensor::<2>::random([i, o], Distribution::Normal(0.0, 0.1), &plain),
+                    Tensor::<1>::zeros([o], &plain),
+                )
+            })
+            .collect();
+        let flop = 2.0 * 1024.0 * (64.0 * 128.0 + 128.0 * 64.0 + 64.0 * 10.0) / 1e9;
+        for (name, fused) in [("burn", false), ("fused", true)] {
+            let ms = median_ms(|| {
+                let mut h = x.clone();
+                for (i, (w, b)) in layers.iter().enumerate() {
+                    let act = if i + 1 < layers.len() {
+                        sora_kernels::linear::Act::Relu
+                    } else {
+                        sora_kernels::linear::Act::Identity
+                    };
+                    h = if fused {
+                        sora_kernels::linear::linear_act(h, w.clone(), b.clone(), act)
+                    } else {
+                        sora_kernels::linear::linear_act_reference(h, w.clone(), b.clone(), act)
+                    };
+                }
+                let _ = h.into_data();
+            });
+            report(
+                &format!("mlp-digits inference, batch 1024 ({name})"),
+                ms,
+                flop,
+            );
+        }
+    }
+
+    // The MLP layers of mlp-wide (batch 256): Burn's `Linear` and ReLU (product, broadcast bias
+    // add, activation) against the fused linear layer, forward alone and forward + backward.
+    let n = 256;
+    for (d_in, d_out) in [(512, 1024), (1024, 1024), (1024, 10)] {
+        let flop = 2.0 * (n * d_in * d_out) as f64 / 1e9;
+        let x =
+            Tensor::<2>::random([n, d_in], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let w = Tensor::<2>::random([d_in, d_out], Distribution::Normal(0.0, 0.05), &device)
+            .require_grad();
+        let bias = Tensor::<1>::zeros([d_out], &device).require_grad();
+        for (name, fused) in [("burn", false), ("fused", true)] {
+            let f = |x: Tensor<2>, w: Tensor<2>, b: Tensor<1>| {
+                let relu = sora_kernels::linear::Act::Relu;
+                if fused {
+                    sora_kernels::linear::linear_act(x, w, b, relu)
+                } else {
+                    sora_kernels::linear::linear_act_reference(x, w, b, relu)
+                }
+            };
+            let ms = median_ms(|| {
+                let _ = f(x.clone().inner(), w.clone().inner(), bias.clone().inner()).into_data();
+            });
+            report(
+                &format!("linear {n}x{d_in}->{d_out} forward ({name})"),
+                ms,
+                flop,
+            );
+            let ms = median_ms(|| {
+                let _ = f(x.clone(), w.clone(), bias.clone()).sum().backward();
+            });
+            report(
+                &format!("linear {n}x{d_in}->{d_out} forward + backward ({name})"),
+                ms,
+                3.0 * flop,
+            );
+        }
+    }
+
     for (name, gates) in [("lstm", 4), ("gru", 3)] {
         let g = gates * h;
         let x = Tensor::<2>::random([b * t, d], Distribution::Normal(0.0, 1.0), &device);

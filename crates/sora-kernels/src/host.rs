@@ -19,6 +19,49 @@ pub(crate) fn read<B: Backend>(tensor: FloatTensor<B>) -> TensorData {
     }
 }
 
+/// burn-flex's float tensor, whose buffer the kernels read in place.
+#[cfg(feature = "flex")]
+type FlexFloat = FloatTensor<burn::backend::Flex>;
+
+/// A tensor's values as `f32` for reading: borrowed from the backend's own buffer where it can
+/// be read in place (a contiguous `f32` tensor of burn-flex, shared or not), else a copy.
+/// [`read`] hands over the buffer instead, which copies a tensor that is still shared — as a
+/// layer's weight always is, and an input that autodiff keeps for the backward pass.
+pub(crate) enum View<B: Backend> {
+    /// The tensor itself, read through its backend.
+    Borrowed(FloatTensor<B>),
+    /// A copy.
+    Owned(TensorData),
+}
+
+/// `tensor`'s values, in place where possible.
+pub(crate) fn view<B: Backend>(tensor: FloatTensor<B>) -> View<B> {
+    #[cfg(feature = "flex")]
+    if let Some(flex) = (&tensor as &dyn std::any::Any).downcast_ref::<FlexFloat>()
+        && flex.as_slice::<f32>().is_some()
+    {
+        return View::Borrowed(tensor);
+    }
+    View::Owned(read::<B>(tensor))
+}
+
+impl<B: Backend> View<B> {
+    /// The values, row-major.
+    pub fn values(&self) -> &[f32] {
+        match self {
+            View::Owned(data) => values(data),
+            View::Borrowed(tensor) => {
+                #[cfg(feature = "flex")]
+                if let Some(flex) = (tensor as &dyn std::any::Any).downcast_ref::<FlexFloat>() {
+                    return flex.as_slice::<f32>().expect("checked by `view`");
+                }
+                let _ = tensor;
+                unreachable!("only burn-flex tensors are borrowed")
+            }
+        }
+    }
+}
+
 /// The values of `data`, which [`read`] or [`zeros`] made.
 pub(crate) fn values(data: &TensorData) -> &[f32] {
     data.as_slice::<f32>().expect("an f32 buffer")

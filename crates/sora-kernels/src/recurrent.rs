@@ -30,7 +30,7 @@ use rayon::prelude::*;
 use crate::host::{
     self, Panels, Shared, chunks, multiversion, par_matmul, sigmoid, step_matmul, tanh,
 };
-use crate::linear::transpose;
+use crate::linear::{column_sums, transpose};
 
 /// The fused recurrent operations, registered for the CPU backends Sora's kernels support and
 /// for autodiff over them.
@@ -849,9 +849,7 @@ fn gru_backward<B: Backend>(
         );
     }
     let mut db = vec![0.0f32; g3];
-    for row in dhp.chunks_exact(g4) {
-        add_into(&mut db, &row[..g3]);
-    }
+    column_sums(&mut db, dhp, g4);
     [
         host::write::<B>(dxp, &device),
         host::write::<B>(dw, &device),
@@ -989,11 +987,4 @@ fn previous_states(
         }
     }
     prev
-}
-
-/// `acc += x`, element by element.
-fn add_into(acc: &mut [f32], x: &[f32]) {
-    for (a, v) in acc.iter_mut().zip(x) {
-        *a += v;
-    }
 }

@@ -4,8 +4,11 @@
 //! parallel chunks).
 #![allow(deprecated)] // burn-ndarray is deprecated upstream; Sora keeps it tested.
 
+mod common;
+
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use common::{devices, flat, inputs, max_diff};
 use sora_kernels::recurrent::{
     gru_sequence, gru_sequence_reference, lstm_sequence, lstm_sequence_reference,
 };
@@ -20,46 +23,6 @@ const SHAPES: [(usize, usize, usize); 6] = [
     (40, 3, 16),
     (5, 64, 32),
 ];
-
-/// Largest absolute difference, relative to the larger magnitude of the two (at least 1).
-fn max_diff(a: Tensor<3>, b: Tensor<3>) -> f32 {
-    let (a, b) = (
-        a.into_data().try_to_vec::<f32>().unwrap(),
-        b.into_data().try_to_vec::<f32>().unwrap(),
-    );
-    assert_eq!(a.len(), b.len());
-    let scale = a.iter().chain(&b).fold(1.0f32, |m, v| m.max(v.abs()));
-    a.iter()
-        .zip(&b)
-        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
-        / scale
-}
-
-fn flat<const D: usize>(t: Tensor<D>) -> Tensor<3> {
-    let n = t.shape().num_elements();
-    t.reshape([1, 1, n])
-}
-
-fn devices() -> Vec<Device> {
-    vec![Device::flex().autodiff(), Device::ndarray().autodiff()]
-}
-
-/// Random inputs of the given shapes on `device`, tracked.
-fn inputs(device: &Device, shapes: &[Vec<usize>], seed: u64) -> Vec<Tensor<3>> {
-    Device::flex().seed(seed);
-    shapes
-        .iter()
-        .map(|s| {
-            let n: usize = s.iter().product();
-            // Drawn on flex and copied, so every backend sees the same numbers.
-            let values = Tensor::<1>::random([n], Distribution::Normal(0.0, 0.7), &Device::flex())
-                .into_data();
-            Tensor::<1>::from_data(values, device)
-                .reshape([1, 1, n])
-                .require_grad()
-        })
-        .collect()
-}
 
 #[test]
 fn fused_lstm_matches_the_composition_in_values_and_gradients() {
@@ -198,55 +161,4 @@ fn same_inputs_give_the_same_bits() {
         (out.inner().into_data(), w.grad(&grads).unwrap().into_data())
     };
     assert_eq!(run(), run());
-}
-
-#[test]
-fn fused_linear_matches_the_composition_in_values_and_gradients() {
-    use sora_kernels::linear::{linear, linear_reference};
-    for device in devices() {
-        for (seed, &(n, d_in, d_out)) in [
-            (1, 1, 1),
-            (3, 5, 7),
-            (300, 64, 512),
-            (2048, 64, 384),
-            (257, 130, 65),
-        ]
-        .iter()
-        .enumerate()
-        {
-            let shapes = [
-                vec![n, d_in],
-                vec![d_in, d_out],
-                vec![d_out],
-                vec![n, d_out],
-            ];
-            let t = inputs(&device, &shapes, 200 + seed as u64);
-            let run = |fused: bool| {
-                let x = t[0].clone().reshape([n, d_in]);
-                let w = t[1].clone().reshape([d_in, d_out]);
-                let b = t[2].clone().reshape([d_out]);
-                let out = if fused {
-                    linear(x, w, b)
-                } else {
-                    linear_reference(x, w, b)
-                };
-                let weights = t[3].clone().detach().reshape([n, d_out]);
-                let grads = (out.clone() * weights).sum().backward();
-                let g: Vec<Tensor<3>> = t[..3]
-                    .iter()
-                    .map(|x| flat(x.grad(&grads).expect("a gradient")))
-                    .collect();
-                (flat(out.inner()), g)
-            };
-            let (out_f, grads_f) = run(true);
-            let (out_r, grads_r) = run(false);
-            let what = format!("{device:?} linear {n}×{d_in}→{d_out}");
-            let d = max_diff(out_f, out_r);
-            assert!(d < 1e-5, "{what}: output differs by {d}");
-            for (name, (a, b)) in ["x", "w", "b"].iter().zip(grads_f.into_iter().zip(grads_r)) {
-                let d = max_diff(a, b);
-                assert!(d < 1e-5, "{what}: gradient of {name} differs by {d}");
-            }
-        }
-    }
 }

@@ -5,6 +5,7 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, Linea
 use burn::tensor::activation::softmax;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
+use sora_kernels::linear::{Act, forward_layer};
 
 use crate::gru::{FusedBiGru, FusedBiGruConfig, FusedGru, FusedGruConfig};
 use crate::lstm::{FusedBiLstm, FusedBiLstmConfig, FusedLstm, FusedLstmConfig};
@@ -345,7 +346,7 @@ impl TextEncoder {
                     .attention
                     .as_ref()
                     .expect("attention pooling has a scorer");
-                let scores = scorer.forward(states.clone()).reshape([b, t]);
+                let scores = forward_layer(scorer, states.clone(), Act::Identity).reshape([b, t]);
                 let weights = softmax(scores + (mask - 1.0) * 1e4, 1).unsqueeze_dim::<3>(2);
                 (states * weights).sum_dim(1).reshape([b, d])
             }

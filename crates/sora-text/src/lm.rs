@@ -42,6 +42,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+use sora_kernels::linear::{Act, forward_layer};
 
 use crate::Cell;
 use crate::gru::{FusedGru, FusedGruConfig};
@@ -406,7 +407,10 @@ impl LanguageModel {
             x = out;
         }
         x = self.drop(x, &mut rng);
-        (self.output.forward(x), LmState { layers })
+        (
+            forward_layer(&self.output, x, Act::Identity),
+            LmState { layers },
+        )
     }
 
     /// Inverted dropout: each value is zeroed with probability `dropout`, the rest scaled by
