@@ -12,6 +12,10 @@ The PyTorch reference needs its own environment, kept out of the repository and 
 
 (captum is only needed by the `explain-ig` workload.)
 
+`audio-cnn` trains PyTorch on the features Sora computed: one untimed Sora run comes first and
+writes them to target/bench/audio-cnn-features.{f32,json}; without them the PyTorch runs of that
+workload fail (and say so).
+
 What it does:
   * builds the Sora bench once (`cargo bench --bench workloads --no-run`);
   * for each workload, alternates the programs A B C A B C ... (pytorch, sora-<backend>...)
@@ -39,8 +43,8 @@ import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PYTORCH_BENCH = os.path.join("benches", "reference", "pytorch_bench.py")
-WORKLOADS = ["mlp-digits", "mlp-wide", "cnn-digits", "lstm-text", "gru-text", "infer", "explain-ig",
-             "matmul"]
+WORKLOADS = ["mlp-digits", "mlp-wide", "cnn-digits", "audio-cnn", "lstm-text", "gru-text", "infer",
+             "explain-ig", "matmul"]
 LOAD_LIMIT = 0.5
 
 # (workload, metric, kind, target) -- kind "throughput": ratio = sora / pytorch;
@@ -50,6 +54,7 @@ TARGETS = [
     ("infer", "single_median_us", "latency", 1.5, "infer single-sample latency"),
     ("mlp-wide", "samples_per_s", "throughput", 1.0, "mlp-wide training samples/s"),
     ("cnn-digits", "samples_per_s", "throughput", 1.0, "cnn-digits training samples/s"),
+    ("audio-cnn", "samples_per_s", "throughput", 1.0, "audio-cnn training samples/s"),
     ("lstm-text", "tokens_per_s", "throughput", 1.5, "lstm-text training tokens/s"),
     ("gru-text", "tokens_per_s", "throughput", 1.5, "gru-text training tokens/s"),
     ("explain-ig", "samples_per_s", "throughput", 2.0, "explain-ig samples/s"),
@@ -69,6 +74,8 @@ AT_MOST_REFERENCE = [
 # Keys that must agree between the two sides for a workload to be a like-for-like comparison.
 MUST_MATCH = {
     "cnn-digits": ["n_params"],
+    # The PyTorch side reads Sora's features; these check it split and trained them alike.
+    "audio-cnn": ["n_params", "n_train", "n_test", "epochs"],
     # ids_sum: both sides generate the token ids (SplitMix64), so this checks they are the same.
     "lstm-text": ["n_params", "steps", "ids_sum"],
     "gru-text": ["n_params", "steps", "ids_sum"],
@@ -91,6 +98,13 @@ COLUMNS = {
         ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
     ],
     "cnn-digits": [
+        ("samples_per_s", "samples/s", "{:,.0f}"),
+        ("test_accuracy", "test accuracy", "{:.4f}"),
+        ("train_seconds", "train s", "{:.3f}"),
+        ("n_params", "params", "{:,.0f}"),
+        ("peak_rss_mib", "peak RSS MiB", "{:.1f}"),
+    ],
+    "audio-cnn": [
         ("samples_per_s", "samples/s", "{:,.0f}"),
         ("test_accuracy", "test accuracy", "{:.4f}"),
         ("train_seconds", "train s", "{:.3f}"),
@@ -139,6 +153,7 @@ RATIOS = {
     "mlp-digits": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
     "mlp-wide": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
     "cnn-digits": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
+    "audio-cnn": [("samples_per_s", "throughput", "Sora/PyTorch samples/s")],
     "lstm-text": [("tokens_per_s", "throughput", "Sora/PyTorch tokens/s")],
     "gru-text": [("tokens_per_s", "throughput", "Sora/PyTorch tokens/s")],
     "infer": [
@@ -157,6 +172,20 @@ WORKLOAD_NOTES = {
     "cnn-digits": "the digits as 1×8×8 images: conv3×3(16, pad 1) → ReLU → maxpool 2 → "
                   "conv3×3(32, pad 1) → ReLU → global avg pool → linear 10; SGD lr 0.05 "
                   "momentum 0.9, batch 32, 10 epochs; timing covers the training loop only.",
+    "audio-cnn": "the audio job's default 1-D CNN (`sora_jobs::media::default_spec` for "
+                 "`[13, 101]` features) on MFCC frames of the 2,000 bundled FSDD clips "
+                 "(`data/fsdd/<digit>/*.wav`, 8 kHz, sorted by digit then file name; 13 MFCCs "
+                 "of 256-sample windows every 80 samples over each clip fitted to 1 s → 13 × "
+                 "101), computed by Sora and read by PyTorch from the file Sora writes, so both "
+                 "train on the same inputs. Clip i is a test clip when i % 5 == 0 (1,600 train "
+                 "/ 400 test); each coefficient row standardized with the training clips' mean "
+                 "and population sd (the audio job's `channel_stats`, sd floored at 1e-6). "
+                 "conv1d(13→32, width 5, pad 2) → ReLU → maxpool 2 → conv1d(32→64, width 5, "
+                 "pad 2) → ReLU → maxpool 2 → conv1d(64→64, width 3, pad 1) → ReLU → global "
+                 "max over time → linear 64 → ReLU → linear 10 (29,578 parameters); SGD lr "
+                 "0.01 momentum 0.9 (at 0.05 this model, without batch norm, diverged on Sora "
+                 "and trained poorly on PyTorch), batch 32, 10 epochs, shuffled every epoch "
+                 "(seeded); timing covers the training loop only (not the feature extraction).",
     "lstm-text": "embedding(10,000, 64) → LSTM(64→128, 1 layer) → last hidden state → "
                  "linear 2 on 3,200 × 64 uniform token ids (SplitMix64 from state 42, the same "
                  "ids on both sides), label = first token mod 2; SGD lr 0.05 momentum 0.9, "
@@ -290,6 +319,10 @@ def sora_command(args, workload, backend):
 
 # Written by Sora's explain-ig run: the reference explains the same weights.
 EXPLAIN_IG_WEIGHTS = os.path.join("target", "bench", "explain-ig-model.safetensors")
+# Written by Sora's audio-cnn run (with the .f32 values beside it): the reference trains on
+# the same standardized features.
+AUDIO_CNN_FEATURES = os.path.join("target", "bench", "audio-cnn-features.json")
+AUDIO_CNN_VALUES = os.path.join("target", "bench", "audio-cnn-features.f32")
 
 
 def pytorch_command(args, workload):
@@ -298,7 +331,14 @@ def pytorch_command(args, workload):
         cmd += ["--data", args.data]
     if workload == "explain-ig" and os.path.exists(os.path.join(REPO_ROOT, EXPLAIN_IG_WEIGHTS)):
         cmd += ["--weights", EXPLAIN_IG_WEIGHTS]
+    if workload == "audio-cnn":
+        cmd += ["--features", AUDIO_CNN_FEATURES]
     return cmd
+
+
+def audio_features_present():
+    return all(os.path.exists(os.path.join(REPO_ROOT, p))
+               for p in (AUDIO_CNN_FEATURES, AUDIO_CNN_VALUES))
 
 
 # ---------------------------------------------------------------------------
@@ -659,13 +699,28 @@ def main():
         if workload == "explain-ig" and not args.sora_cmd:
             # One untimed Sora run first, so that every PyTorch run explains Sora's weights.
             run_program(sora_command(args, workload, args.backend_list[0]), args.timeout)
+        if workload == "audio-cnn":
+            # PyTorch trains on the features Sora writes: one untimed Sora run first, after
+            # removing any earlier files, so that a failed run cannot leave stale ones behind.
+            for path in (AUDIO_CNN_FEATURES, AUDIO_CNN_VALUES):
+                if os.path.exists(os.path.join(REPO_ROOT, path)):
+                    os.remove(os.path.join(REPO_ROOT, path))
+            run_program(sora_command(args, workload, args.backend_list[0]), args.timeout)
+            if not audio_features_present():
+                log("error: the Sora audio-cnn run did not write %s and %s; the PyTorch runs "
+                    "of audio-cnn need them and are skipped"
+                    % (AUDIO_CNN_FEATURES, AUDIO_CNN_VALUES))
         for rep in range(args.repeats):
             for impl, backend in programs:
                 if impl == "pytorch":
                     cmd = pytorch_command(args, workload)
                 else:
                     cmd = sora_command(args, workload, backend)
-                result, error, wall = run_program(cmd, args.timeout)
+                if impl == "pytorch" and workload == "audio-cnn" and not audio_features_present():
+                    result, error, wall = None, "no %s (written by Sora's audio-cnn run)" \
+                        % AUDIO_CNN_FEATURES, 0.0
+                else:
+                    result, error, wall = run_program(cmd, args.timeout)
                 entry = {"workload": workload, "impl": impl, "backend": backend,
                          "repeat": rep, "wall_s": wall, "command": cmd}
                 if result is None:

@@ -15,8 +15,10 @@ Environment (kept out of the repository and out of CI):
 Usage:
 
     .venv-ref/bin/python benches/reference/pytorch_bench.py \\
-        --workload {mlp-digits,mlp-wide,cnn-digits,lstm-text,gru-text,infer,explain-ig,matmul} \\
-        [--data data/digits/digits.csv] [--threads N]
+        --workload {mlp-digits,mlp-wide,cnn-digits,audio-cnn,lstm-text,gru-text,infer,
+                    explain-ig,matmul} \\
+        [--data data/digits/digits.csv] [--features target/bench/audio-cnn-features.json]
+        [--weights FILE] [--threads N]
 
 Workloads:
   mlp-digits  64->128->64->10 ReLU MLP on the 8x8 digits, SGD(lr 0.05, momentum 0.9),
@@ -31,6 +33,20 @@ Workloads:
               global average pool -> linear 10; SGD(lr 0.05, momentum 0.9), batch 32,
               10 epochs, shuffled every epoch (seed 42); reports training samples/s,
               test accuracy, training seconds, n_params.
+  audio-cnn   the audio job's default 1-D CNN on MFCC frames of the 2,000 bundled FSDD clips
+              (data/fsdd/<digit>/*.wav, 8 kHz), on the very features Sora computed: the Sora
+              run (`--workload audio-cnn`) writes them, standardized, to
+              target/bench/audio-cnn-features.f32 (float32 little-endian [2000, 13, 101]:
+              clips sorted by digit then file name, 13 MFCCs x 101 frames of 256-sample
+              windows every 80 samples) with labels and test indices in
+              target/bench/audio-cnn-features.json (clip i is a test clip when i % 5 == 0:
+              1,600 train, 400 test; each coefficient row standardized with the training
+              clips' mean and population sd). Model: Conv1d(13->32, 5, pad 2) -> ReLU ->
+              MaxPool1d(2) -> Conv1d(32->64, 5, pad 2) -> ReLU -> MaxPool1d(2) ->
+              Conv1d(64->64, 3, pad 1) -> ReLU -> AdaptiveMaxPool1d(1) -> linear 64 -> ReLU ->
+              linear 10 (29,578 parameters); SGD(lr 0.01, momentum 0.9), batch 32, 10 epochs,
+              shuffled every epoch (seed 42); reports training samples/s, test accuracy,
+              training seconds, n_params.
   lstm-text   embedding(10,000, 64) -> LSTM(64->128, 1 layer) -> last hidden state -> linear 2
   gru-text    the same with a GRU(64->128)
               on 3,200 x 64 token ids drawn with SplitMix64 from state 42 (id = draw mod
@@ -57,6 +73,7 @@ Every run also reports `peak_rss_mib`: VmHWM of the process, in MiB.
 """
 
 import argparse
+import array
 import csv
 import json
 import math
@@ -69,8 +86,10 @@ import torch
 from torch import nn
 
 SEED = 42
+AUDIO_CNN_LR = 0.01  # the same as `audio_cnn` in benches/workloads.rs
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEFAULT_DATA = os.path.join(REPO_ROOT, "data", "digits", "digits.csv")
+DEFAULT_AUDIO_FEATURES = os.path.join(REPO_ROOT, "target", "bench", "audio-cnn-features.json")
 
 
 def log(*args):
@@ -160,6 +179,37 @@ def lstm_text_data(n=3200, length=64, vocab=10000, seed=SEED):
     return x, y
 
 
+def load_audio_features(path):
+    """The audio-cnn features written by Sora's run: (x_train, y_train, x_test, y_test), float32
+    [n, 13, 101] standardized MFCC frames and int64 labels, split by the file's test indices."""
+    if not os.path.exists(path):
+        log("error: %s is missing: the Sora side writes it; run it first:\n"
+            "  cargo bench --bench workloads -- --workload audio-cnn" % path)
+        sys.exit(2)
+    with open(path) as f:
+        meta = json.load(f)
+    values_path = os.path.join(os.path.dirname(path), meta["values"])
+    shape = [int(d) for d in meta["shape"]]
+    with open(values_path, "rb") as f:
+        raw = f.read()
+    if len(raw) != 4 * math.prod(shape):
+        raise ValueError("%s holds %d bytes, not the %d of float32 %s given in %s"
+                         % (values_path, len(raw), 4 * math.prod(shape), shape, path))
+    if sys.byteorder != "little":  # the file is little-endian
+        values = array.array("f")
+        values.frombytes(raw)
+        values.byteswap()
+        raw = values.tobytes()
+    x = torch.frombuffer(bytearray(raw), dtype=torch.float32).reshape(shape)
+    y = torch.tensor(meta["labels"], dtype=torch.int64)
+    if y.shape[0] != shape[0]:
+        raise ValueError("%s: %d labels for %d clips" % (path, y.shape[0], shape[0]))
+    test = torch.zeros(shape[0], dtype=torch.bool)
+    test[torch.tensor(meta["test_indices"], dtype=torch.int64)] = True
+    return (x[~test].contiguous(), y[~test], x[test].contiguous(), y[test],
+            len(meta["classes"]))
+
+
 def wide_data():
     g = torch.Generator().manual_seed(SEED)
     x = torch.randn(16384, 512, generator=g, dtype=torch.float32)
@@ -187,6 +237,22 @@ def cnn_digits_model():
         nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
         nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(32, 10),
+    )
+
+
+def audio_cnn_model(n_coefficients=13, n_classes=10):
+    """Sora's default spec for [rows, frames] features (sora_jobs::media::default_spec):
+    convolutions along time with "same" padding (kernel // 2), stride 1; max pooling with
+    window = stride = 2, floor; the maximum over time; a head with one hidden layer of 64."""
+    return nn.Sequential(
+        nn.Conv1d(n_coefficients, 32, 5, padding=2), nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(32, 64, 5, padding=2), nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(64, 64, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveMaxPool1d(1), nn.Flatten(),
+        nn.Linear(64, 64), nn.ReLU(),
+        nn.Linear(64, n_classes),
     )
 
 
@@ -291,6 +357,25 @@ def run_cnn_digits(args):
         "test_accuracy": accuracy(model, x_test, y_test),
         "train_seconds": seconds,
         "n_params": n_params(model),
+    }
+
+
+def run_audio_cnn(args):
+    x_train, y_train, x_test, y_test, n_classes = load_audio_features(args.features)
+    torch.manual_seed(SEED)  # parameter initialisation
+    model = audio_cnn_model(x_train.shape[1], n_classes)
+    epochs = 10
+    seconds, samples, _ = train(model, x_train, y_train, lr=AUDIO_CNN_LR, batch=32,
+                                epochs=epochs)
+    return {
+        "samples_per_s": samples / seconds,
+        "test_accuracy": accuracy(model, x_test, y_test),
+        "train_seconds": seconds,
+        "n_params": n_params(model),
+        "n_train": int(x_train.shape[0]),
+        "n_test": int(x_test.shape[0]),
+        "sample_shape": list(x_train.shape[1:]),
+        "epochs": epochs,
     }
 
 
@@ -434,6 +519,7 @@ WORKLOADS = {
     "mlp-digits": run_mlp_digits,
     "mlp-wide": run_mlp_wide,
     "cnn-digits": run_cnn_digits,
+    "audio-cnn": run_audio_cnn,
     "lstm-text": run_lstm_text,
     "gru-text": lambda args: run_lstm_text(args, cell="gru"),
     "infer": run_infer,
@@ -446,6 +532,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workload", required=True, choices=sorted(WORKLOADS))
     p.add_argument("--data", default=DEFAULT_DATA, help="digits CSV (default: %(default)s)")
+    p.add_argument("--features", default=DEFAULT_AUDIO_FEATURES,
+                   help="audio-cnn: the features Sora's audio-cnn run wrote "
+                        "(default: %(default)s)")
     p.add_argument("--weights", default=None,
                    help="explain-ig: explain the model in this safetensors file (Sora's "
                         "target/bench/explain-ig-model.safetensors) instead of training one")
