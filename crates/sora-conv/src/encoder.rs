@@ -13,6 +13,8 @@ use sora_core::{
     Activation, Encoder, EncoderPlan, EncoderSpec, FeatureMaps, LayerSummary, SpecError,
     positive_width,
 };
+use sora_kernels::conv::{forward_conv1d, forward_conv2d};
+use sora_kernels::linear::Act;
 
 /// Pooling inside a block (window = stride = `pool_size`) or at the end of the encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -524,12 +526,15 @@ impl ConvBlock2d {
 
     /// Convolution, normalisation and activation: the block's feature maps.
     fn maps(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.conv.forward(x);
-        let x = match &self.norm {
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        self.activation.forward(x)
+        // Without a norm, the convolution, the bias and the activation are one fused operation
+        // (`sora_kernels::conv`); with one, the activation follows the norm.
+        match &self.norm {
+            None => forward_conv2d(&self.conv, x, self.activation.fused()),
+            Some(norm) => {
+                let x = forward_conv2d(&self.conv, x, Act::Identity);
+                self.activation.forward(norm.forward(x))
+            }
+        }
     }
 
     /// Pooling and dropout after the maps.
@@ -679,12 +684,14 @@ impl ConvBlock1d {
     }
 
     fn maps(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.conv.forward(x);
-        let x = match &self.norm {
-            Some(norm) => norm.forward(x),
-            None => x,
-        };
-        self.activation.forward(x)
+        // As `ConvBlock2d::maps`: fused unless a norm sits between convolution and activation.
+        match &self.norm {
+            None => forward_conv1d(&self.conv, x, self.activation.fused()),
+            Some(norm) => {
+                let x = forward_conv1d(&self.conv, x, Act::Identity);
+                self.activation.forward(norm.forward(x))
+            }
+        }
     }
 
     fn finish(&self, mut x: Tensor<3>) -> Tensor<3> {

@@ -9,7 +9,8 @@
 //! |---|---|
 //! | [`recurrent::lstm_sequence`] | an LSTM's per-step matrix products, gate activations and state updates, and their backward pass through time |
 //! | [`recurrent::gru_sequence`] | the same for a GRU (PyTorch's formulation) |
-//! | [`linear::linear`] | `x · W + b` as a product and a broadcast add, and their backward pass |
+//! | [`linear::linear_act`] | `act(x · W + b)` as a product, a broadcast add and an activation pass, and their backward passes |
+//! | [`conv::conv2d_act`] | a convolution (Burn's generic 3-D kernel), its bias add and activation, and their backward passes; 1-D convolutions as its one-row case |
 //! | [`optim::sgd_step`], [`optim::adam_step`] | burn-optim's SGD, Adam and AdamW updates as chains of whole-tensor operations, each allocating its result: here one pass rewriting the parameter and its state in place |
 //!
 //! The kernels are registered for burn-flex and burn-ndarray (the `flex` and `ndarray`
@@ -33,6 +34,7 @@
 //! fused.into_data().assert_approx_eq::<f32>(&reference.into_data(), Default::default());
 //! ```
 
+pub mod conv;
 mod host;
 pub mod linear;
 pub mod optim;

@@ -111,7 +111,7 @@ impl Act {
 
     /// Applies the activation to every value of `v`: the piecewise-linear ones as branch-free
     /// loops the compiler vectorises (a branch per value mispredicts on half of them).
-    fn apply_all(self, v: &mut [f32]) {
+    pub(crate) fn apply_all(self, v: &mut [f32]) {
         match self {
             Act::Identity => {}
             Act::Relu => relu_all(v),
@@ -125,7 +125,7 @@ impl Act {
     }
 
     /// `g ← dL/dz` from `g = dL/dy` and the saved values, in place.
-    fn grad_all(self, g: &mut [f32], saved: &[f32]) {
+    pub(crate) fn grad_all(self, g: &mut [f32], saved: &[f32]) {
         match self {
             Act::Identity => {}
             Act::Relu => relu_grad_all(g, saved),
@@ -139,7 +139,7 @@ impl Act {
     }
 
     /// The same function as Burn operations.
-    fn reference<const D: usize>(self, z: Tensor<D>) -> Tensor<D> {
+    pub(crate) fn reference<const D: usize>(self, z: Tensor<D>) -> Tensor<D> {
         match self {
             Act::Identity => z,
             Act::Relu => activation::relu(z),

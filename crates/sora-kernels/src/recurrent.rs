@@ -341,16 +341,16 @@ fn lstm_forward<B: Backend>(
     let h = g4 / 4;
     let mut gates = host::read::<B>(xp);
     let (w_hh, h0, c0) = (
-        host::read::<B>(w_hh),
-        host::read::<B>(h0),
-        host::read::<B>(c0),
+        host::view::<B>(w_hh),
+        host::view::<B>(h0),
+        host::view::<B>(c0),
     );
     let mut out = host::zeros([batch, steps, 2 * h]);
     {
         let gp = Shared(host::values_mut(&mut gates).as_mut_ptr());
         let op = Shared(host::values_mut(&mut out).as_mut_ptr());
-        let panels = Panels::new(host::values(&w_hh), h, g4);
-        let (w, h0v, c0v) = (&panels, host::values(&h0), host::values(&c0));
+        let panels = Panels::new(w_hh.values(), h, g4);
+        let (w, h0v, c0v) = (&panels, h0.values(), c0.values());
         let run = |rows: std::ops::Range<usize>| {
             // SAFETY: each chunk reads and writes only the rows `rows` of the two buffers, which
             // hold `batch · steps` rows of `4H` and `2H` values.
@@ -528,11 +528,11 @@ fn lstm_backward<B: Backend>(
     let [batch, steps, g4] = gates.shape().dims();
     let h = g4 / 4;
     let mut dz = host::read::<B>(gates);
-    let (grad, out) = (host::read::<B>(grad), host::read::<B>(out));
+    let (grad, out) = (host::view::<B>(grad), host::view::<B>(out));
     let (w_hh, h0, c0) = (
-        host::read::<B>(w_hh),
-        host::read::<B>(h0),
-        host::read::<B>(c0),
+        host::view::<B>(w_hh),
+        host::view::<B>(h0),
+        host::view::<B>(c0),
     );
     let mut dh0 = host::zeros([batch, h]);
     let mut dc0 = host::zeros([batch, h]);
@@ -542,27 +542,15 @@ fn lstm_backward<B: Backend>(
             Shared(host::values_mut(&mut dh0).as_mut_ptr()),
             Shared(host::values_mut(&mut dc0).as_mut_ptr()),
         );
-        let w_t = Panels::new(&transpose(host::values(&w_hh), h, g4), g4, h);
-        let (g, o, w, c0v) = (
-            host::values(&grad),
-            host::values(&out),
-            &w_t,
-            host::values(&c0),
-        );
+        let w_t = Panels::new(&transpose(w_hh.values(), h, g4), g4, h);
+        let (g, o, w, c0v) = (grad.values(), out.values(), &w_t, c0.values());
         let run = |rows: std::ops::Range<usize>| {
             // SAFETY: each chunk touches only its rows of `dz`, `dh0` and `dc0`.
             unsafe { lstm_backward_chunk(rows, zp, dh0p, dc0p, g, o, w, c0v, steps, h) }
         };
         run_chunks(batch, run);
     }
-    let hprev = previous_states(
-        host::values(&out),
-        host::values(&h0),
-        batch,
-        steps,
-        h,
-        2 * h,
-    );
+    let hprev = previous_states(out.values(), h0.values(), batch, steps, h, 2 * h);
     let mut dw = host::zeros([h, g4]);
     // SAFETY: `hprev` is `[batch · steps, H]`, `dz` `[batch · steps, 4H]`, `dw` `[H, 4H]`.
     unsafe {
@@ -690,24 +678,19 @@ fn gru_forward<B: Backend>(
     let device = xp.device();
     let [batch, steps, g3] = xp.shape().dims();
     let h = g3 / 3;
-    let xp = host::read::<B>(xp);
+    let xp = host::view::<B>(xp);
     let (w_hh, b_hh, h0) = (
-        host::read::<B>(w_hh),
-        host::read::<B>(b_hh),
-        host::read::<B>(h0),
+        host::view::<B>(w_hh),
+        host::view::<B>(b_hh),
+        host::view::<B>(h0),
     );
     let mut out = host::zeros([batch, steps, h]);
     let mut saved = host::zeros([batch, steps, 4 * h]);
     {
         let op = Shared(host::values_mut(&mut out).as_mut_ptr());
         let sp = Shared(host::values_mut(&mut saved).as_mut_ptr());
-        let panels = Panels::new(host::values(&w_hh), h, g3);
-        let (x, w, bias, h0v) = (
-            host::values(&xp),
-            &panels,
-            host::values(&b_hh),
-            host::values(&h0),
-        );
+        let panels = Panels::new(w_hh.values(), h, g3);
+        let (x, w, bias, h0v) = (xp.values(), &panels, b_hh.values(), h0.values());
         let run = |rows: std::ops::Range<usize>| {
             // SAFETY: each chunk writes only its rows of `out` and `saved`.
             unsafe { gru_forward_chunk(rows, op, sp, x, w, bias, h0v, steps, h) }
@@ -811,21 +794,16 @@ fn gru_backward<B: Backend>(
     let h = g4 / 4;
     let g3 = 3 * h;
     let mut saved = host::read::<B>(saved);
-    let (grad, out) = (host::read::<B>(grad), host::read::<B>(out));
-    let (w_hh, h0) = (host::read::<B>(w_hh), host::read::<B>(h0));
+    let (grad, out) = (host::view::<B>(grad), host::view::<B>(out));
+    let (w_hh, h0) = (host::view::<B>(w_hh), host::view::<B>(h0));
     let mut dxp = host::zeros([batch, steps, g3]);
     let mut dh0 = host::zeros([batch, h]);
     {
         let sp = Shared(host::values_mut(&mut saved).as_mut_ptr());
         let dp = Shared(host::values_mut(&mut dxp).as_mut_ptr());
         let dh0p = Shared(host::values_mut(&mut dh0).as_mut_ptr());
-        let w_t = Panels::new(&transpose(host::values(&w_hh), h, g3), g3, h);
-        let (g, o, w, h0v) = (
-            host::values(&grad),
-            host::values(&out),
-            &w_t,
-            host::values(&h0),
-        );
+        let w_t = Panels::new(&transpose(w_hh.values(), h, g3), g3, h);
+        let (g, o, w, h0v) = (grad.values(), out.values(), &w_t, h0.values());
         let run = |rows: std::ops::Range<usize>| {
             // SAFETY: each chunk touches only its rows of `saved`, `dxp` and `dh0`.
             unsafe { gru_backward_chunk(rows, sp, dp, dh0p, g, o, w, h0v, steps, h) }
@@ -834,7 +812,7 @@ fn gru_backward<B: Backend>(
     }
     // `saved` now holds the gradient of the hidden projection `h·W_hh + b_hh` in its first 3H
     // columns.
-    let hprev = previous_states(host::values(&out), host::values(&h0), batch, steps, h, h);
+    let hprev = previous_states(out.values(), h0.values(), batch, steps, h, h);
     let dhp = host::values(&saved);
     let mut dw = host::zeros([h, g3]);
     // SAFETY: `hprev` is `[batch · steps, H]`, `dhp` `[batch · steps, 4H]` (first 3H columns),
