@@ -446,6 +446,24 @@ unsafe fn product(
 /// only, so the bits do not depend on the number of threads.
 const TILE_ROWS: usize = 128;
 
+/// Rows up to which a product is a sweep over the weights' rows per input row rather than a
+/// call of the matrix-multiply kernels, whose set-up costs more than the arithmetic of a
+/// single sample (the latency of scoring one row).
+const FEW_ROWS: usize = 2;
+
+multiversion! {
+    /// `out += x · w` for one row `x` (`d_in`) and `w` `[d_in, d_out]`: one pass over each row
+    /// of `w`, in order.
+    fn rows_times_weights(x: &[f32], w: &[f32], out: &mut [f32]) {
+        let d_out = out.len();
+        for (xi, w_row) in x.iter().zip(w.chunks_exact(d_out)) {
+            for (o, wv) in out.iter_mut().zip(w_row) {
+                *o += xi * wv;
+            }
+        }
+    }
+}
+
 /// The output and, when `keep_input` and the activation's derivative needs it, the
 /// pre-activation.
 fn forward<B: Backend>(
@@ -461,6 +479,10 @@ fn forward<B: Backend>(
     let (x, w, b) = (host::view::<B>(x), host::view::<B>(w), host::view::<B>(b));
     let (xv, wv, bias) = (x.values(), w.values(), b.values());
     let keep = keep_input && act.needs_input();
+    if n == 0 || d_out == 0 {
+        let empty = || host::write::<B>(TensorData::new(Vec::<f32>::new(), [n, d_out]), &device);
+        return (empty(), keep.then(empty));
+    }
     let mut out = vec![0.0f32; n * d_out];
     let mut pre = if keep {
         vec![0.0f32; n * d_out]
@@ -477,7 +499,11 @@ fn forward<B: Backend>(
         // SAFETY: `out` is `rows × d_out`; `lhs` holds the tile's `rows × d_in` inputs; `w` is
         // `[d_in, d_out]`; all dense.
         unsafe {
-            if parallel_product {
+            if rows <= FEW_ROWS {
+                for (i, row) in out.chunks_exact_mut(d_out).enumerate() {
+                    rows_times_weights(&lhs[i * d_in..(i + 1) * d_in], wv, row);
+                }
+            } else if parallel_product {
                 product(
                     (rows, d_out, d_in),
                     out.as_mut_ptr(),

@@ -22,9 +22,12 @@ const ACTS: [Act; 7] = [
     Act::Silu,
 ];
 
-/// `(rows, d_in, d_out)`.
-const SHAPES: [(usize, usize, usize); 6] = [
+/// `(rows, d_in, d_out)`: one and two rows (the single-sample path, which sweeps the weights
+/// instead of calling the matrix-multiply kernels), odd widths, a product split into parallel
+/// tiles, a tall recurrent projection, a long `d_in` with a narrow output.
+const SHAPES: [(usize, usize, usize); 7] = [
     (1, 1, 1),
+    (2, 130, 65),
     (3, 5, 7),
     (300, 64, 512),
     (2048, 64, 384),
