@@ -10,10 +10,7 @@
 #![allow(deprecated)]
 
 use burn::Tensor;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::conv::{Conv1d, Conv2d};
@@ -23,6 +20,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 use rayon::prelude::*;
 
+use crate::autodiff::{LayerBackward, layer_op};
 use crate::host;
 use crate::linear::Act;
 
@@ -84,55 +82,25 @@ impl<B: Backend, C: CheckpointStrategy> ConvOps for Autodiff<B, C> {
         b: FloatTensor<Self>,
         spec: ConvSpec,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct ConvBackward(ConvSpec);
+        layer_op::<B, C, _>(spec, x, w, b, |x, w, b, tracked| {
+            let out = forward::<B>(x, w, b, spec);
+            // The output, for the activation's derivative.
+            let saved = (tracked && spec.act != Act::Identity).then(|| out.clone());
+            (out, saved)
+        })
+    }
+}
 
-        impl<B: Backend> Backward<B, 3> for ConvBackward {
-            /// `x`, `w`, and the output (nothing without an activation).
-            type State = (FloatTensor<B>, FloatTensor<B>, Option<FloatTensor<B>>);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_w, node_b] = ops.parents;
-                let grad = grads.consume::<B>(&ops.node);
-                let (x, w, out) = ops.state;
-                let [dx, dw, db] = backward::<B>(
-                    grad,
-                    x,
-                    w,
-                    (self.0, out),
-                    [node_x.is_some(), node_w.is_some(), node_b.is_some()],
-                );
-                for (node, grad) in [(node_x, dx), (node_w, dw), (node_b, db)] {
-                    if let (Some(node), Some(grad)) = (node, grad) {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
-            }
-        }
-
-        match ConvBackward(spec)
-            .prepare::<C>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (xp, wp) = (x.primitive().clone(), w.primitive().clone());
-                let out = forward::<B>(xp.clone(), wp.clone(), b.into_primitive(), spec);
-                let saved = (spec.act != Act::Identity).then(|| out.clone());
-                prep.finish((xp, wp, saved), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(forward::<B>(
-                x.into_primitive(),
-                w.into_primitive(),
-                b.into_primitive(),
-                spec,
-            )),
-        }
+impl LayerBackward for ConvSpec {
+    fn grads<B: Backend>(
+        self,
+        grad: FloatTensor<B>,
+        x: FloatTensor<B>,
+        w: FloatTensor<B>,
+        saved: Option<FloatTensor<B>>,
+        wanted: [bool; 3],
+    ) -> [Option<FloatTensor<B>>; 3] {
+        backward::<B>(grad, x, w, (self, saved), wanted)
     }
 }
 

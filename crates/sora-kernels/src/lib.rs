@@ -34,6 +34,7 @@
 //! fused.into_data().assert_approx_eq::<f32>(&reference.into_data(), Default::default());
 //! ```
 
+mod autodiff;
 pub mod conv;
 mod host;
 pub mod linear;

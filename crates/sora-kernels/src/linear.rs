@@ -9,16 +9,14 @@
 #![allow(deprecated)]
 
 use burn::Tensor;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::nn::Linear;
 use burn::tensor::{TensorData, activation};
 use rayon::prelude::*;
 
+use crate::autodiff::{LayerBackward, layer_op};
 use crate::host::{self, multiversion, par_matmul};
 
 /// The element-wise activation a fused linear layer applies to its output (the activations of
@@ -256,65 +254,29 @@ impl<B: Backend, C: CheckpointStrategy> LinearOps for Autodiff<B, C> {
         b: FloatTensor<Self>,
         act: Act,
     ) -> FloatTensor<Self> {
-        #[derive(Debug)]
-        struct LinearBackward(Act);
+        layer_op::<B, C, _>(act, x, w, b, |x, w, b, tracked| {
+            let (out, pre) = forward::<B>(x, w, b, act, tracked);
+            let saved = match act {
+                _ if !tracked => None,
+                Act::Identity => None,
+                _ if act.needs_input() => pre,
+                _ => Some(out.clone()),
+            };
+            (out, saved)
+        })
+    }
+}
 
-        impl<B: Backend> Backward<B, 3> for LinearBackward {
-            /// `x`, `w`, and the output (or the pre-activation where the derivative needs it;
-            /// nothing without an activation).
-            type State = (FloatTensor<B>, FloatTensor<B>, Option<FloatTensor<B>>);
-
-            fn backward(
-                self,
-                ops: Ops<Self::State, 3>,
-                grads: &mut Gradients,
-                _checkpointer: &mut Checkpointer,
-            ) {
-                let [node_x, node_w, node_b] = ops.parents;
-                let grad = grads.consume::<B>(&ops.node);
-                let (x, w, saved) = ops.state;
-                let [dx, dw, db] = backward::<B>(
-                    grad,
-                    x,
-                    w,
-                    (self.0, saved),
-                    [node_x.is_some(), node_w.is_some(), node_b.is_some()],
-                );
-                for (node, grad) in [(node_x, dx), (node_w, dw), (node_b, db)] {
-                    if let (Some(node), Some(grad)) = (node, grad) {
-                        grads.register::<B>(node.id, grad);
-                    }
-                }
-            }
-        }
-
-        match LinearBackward(act)
-            .prepare::<C>([x.node(), w.node(), b.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => {
-                let (xp, wp) = (x.primitive().clone(), w.primitive().clone());
-                let (out, pre) =
-                    forward::<B>(xp.clone(), wp.clone(), b.into_primitive(), act, true);
-                let saved = match act {
-                    Act::Identity => None,
-                    _ if act.needs_input() => pre,
-                    _ => Some(out.clone()),
-                };
-                prep.finish((xp, wp, saved), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(
-                forward::<B>(
-                    x.into_primitive(),
-                    w.into_primitive(),
-                    b.into_primitive(),
-                    act,
-                    false,
-                )
-                .0,
-            ),
-        }
+impl LayerBackward for Act {
+    fn grads<B: Backend>(
+        self,
+        grad: FloatTensor<B>,
+        x: FloatTensor<B>,
+        w: FloatTensor<B>,
+        saved: Option<FloatTensor<B>>,
+        wanted: [bool; 3],
+    ) -> [Option<FloatTensor<B>>; 3] {
+        backward::<B>(grad, x, w, (self, saved), wanted)
     }
 }
 
