@@ -491,29 +491,24 @@ fn forward<B: Backend>(
         act.apply_all(out);
     };
     let chunk = TILE_ROWS * d_out.max(1);
-    if n <= TILE_ROWS || product_route((n, d_out, d_in)) == Route::RowPanels {
-        // One tile (whose product may itself run on several threads), or the tall products of
-        // recurrent projections, which the row-panel kernel splits itself.
+    if n <= TILE_ROWS
+        || product_route((n, d_out, d_in)) == Route::RowPanels
+        || !is_parallel((n, d_out, d_in))
+    {
+        // One tile: few rows (whose product may itself run on several threads), the tall
+        // products of recurrent projections, which the row-panel kernel splits itself, or a
+        // product too small for several threads, which one call of the kernels runs faster
+        // than one call per tile.
         tile(0, &mut out, &mut pre, true);
-    } else if is_parallel((n, d_out, d_in)) {
-        if keep {
-            out.par_chunks_mut(chunk)
-                .zip(pre.par_chunks_mut(chunk))
-                .enumerate()
-                .for_each(|(t, (o, p))| tile(t, o, p, false));
-        } else {
-            out.par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(t, o)| tile(t, o, &mut [], false));
-        }
     } else if keep {
-        for (t, (o, p)) in out.chunks_mut(chunk).zip(pre.chunks_mut(chunk)).enumerate() {
-            tile(t, o, p, false);
-        }
+        out.par_chunks_mut(chunk)
+            .zip(pre.par_chunks_mut(chunk))
+            .enumerate()
+            .for_each(|(t, (o, p))| tile(t, o, p, false));
     } else {
-        for (t, o) in out.chunks_mut(chunk).enumerate() {
-            tile(t, o, &mut [], false);
-        }
+        out.par_chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(t, o)| tile(t, o, &mut [], false));
     }
     let pre = keep.then(|| host::write::<B>(TensorData::new(pre, [n, d_out]), &device));
     (
