@@ -236,7 +236,8 @@ fn legendre(n: usize, x: f64) -> (f64, f64) {
 /// `attr_i = (x_i − x′_i) · Σ_k w_k ∂F_t/∂x_i(x′ + α_k (x − x′))`.
 ///
 /// The `n · n_steps` points on the paths are evaluated in chunks of `internal_batch_size`
-/// rows, so memory stays bounded. `delta` always holds the completeness gap
+/// rows, so memory stays bounded; the chunks are spread over the cores (one copy of the model per
+/// worker), and summed in order, so the result does not depend on the number of cores. `delta` always holds the completeness gap
 /// `Σ_i attr_i − (F_t(x) − F_t(x′))` per example.
 ///
 /// ```
@@ -324,14 +325,13 @@ impl Attribution for IntegratedGradients {
         let f = pick(&out, k, &two_targets);
 
         let ad = plain_device.autodiff();
-        let ad_model = model.to_device(&ad);
         let n_steps = rule.len();
         let total = n * n_steps;
-        let mut sum_grad = vec![0.0f64; n * d];
-        let mut start = 0;
-        while start < total {
-            let end = (start + self.internal_batch_size).min(total);
-            // Row r is example r / n_steps at step r % n_steps.
+        let chunk = self.internal_batch_size;
+        let n_chunks = total.div_ceil(chunk);
+        // Row r is example r / n_steps at step r % n_steps.
+        let chunk_gradients = |c: usize, model: &M| -> Result<Vec<f32>> {
+            let (start, end) = (c * chunk, ((c + 1) * chunk).min(total));
             let mut points = Vec::with_capacity((end - start) * d);
             let mut chunk_targets = Vec::with_capacity(end - start);
             for r in start..end {
@@ -341,15 +341,55 @@ impl Attribution for IntegratedGradients {
                 points.extend(x.iter().zip(b).map(|(x, b)| b + alpha * (x - b)));
                 chunk_targets.push(targets[i]);
             }
-            let g = gradient_rows(&ad_model, points, d, &chunk_targets, &ad)?;
-            for (row, r) in (start..end).enumerate() {
+            gradient_rows(model, points, d, &chunk_targets, &ad)
+        };
+        // The chunks are independent graphs: one worker per core takes every `workers`-th chunk
+        // with its own copy of the model, and the sums below run in chunk order, so the result
+        // does not depend on the number of workers.
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(n_chunks);
+        let mut gradients: Vec<Option<Result<Vec<f32>>>> = (0..n_chunks).map(|_| None).collect();
+        if workers <= 1 {
+            let ad_model = model.to_device(&ad);
+            for (c, slot) in gradients.iter_mut().enumerate() {
+                *slot = Some(chunk_gradients(c, &ad_model));
+            }
+        } else {
+            let models: Vec<M> = (0..workers).map(|_| model.to_device(&ad)).collect();
+            let per_worker: Vec<Vec<(usize, Result<Vec<f32>>)>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = models
+                    .into_iter()
+                    .enumerate()
+                    .map(|(w, ad_model)| {
+                        let chunk_gradients = &chunk_gradients;
+                        scope.spawn(move || {
+                            (w..n_chunks)
+                                .step_by(workers)
+                                .map(|c| (c, chunk_gradients(c, &ad_model)))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            for (c, g) in per_worker.into_iter().flatten() {
+                gradients[c] = Some(g);
+            }
+        }
+        let mut sum_grad = vec![0.0f64; n * d];
+        for (c, g) in gradients.into_iter().enumerate() {
+            let g = g.expect("every chunk evaluated")?;
+            for (row, r) in (c * chunk..((c + 1) * chunk).min(total)).enumerate() {
                 let (i, s) = (r / n_steps, r % n_steps);
                 let w = rule[s].1;
                 for j in 0..d {
                     sum_grad[i * d + j] += w * f64::from(g[row * d + j]);
                 }
             }
-            start = end;
         }
 
         let mut values = vec![0.0f32; n * d];

@@ -16,7 +16,10 @@ pub(crate) const FORWARD_CHUNK: usize = 4096;
 /// Implemented for every [`Model`] whose encoder takes one dense float tensor
 /// ([`DenseInput`]): tables as they are, images and spectrograms as flat rows
 /// `[batch, Π input_shape]` (row-major, as the encoder's `input_shape` lays them out).
-pub trait Explainable {
+///
+/// `Send`, because methods that evaluate many independent batches (integrated gradients' path
+/// points) give each worker thread its own copy of the model.
+pub trait Explainable: Send {
     /// Runs the model.
     ///
     /// # Shapes
