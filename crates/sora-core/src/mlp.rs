@@ -8,6 +8,7 @@ use burn::nn::{
 use burn::tensor::{Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sora_kernels::linear::{Act, forward_layer};
+use sora_kernels::mlp::forward_layers;
 
 use crate::Activation;
 
@@ -194,6 +195,22 @@ impl Mlp {
     /// - input: `[batch, d_input]`
     /// - output: `[batch, d_output]`
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        // Scoring (no autodiff: dropout is the identity) through blocks without norms is one
+        // operation for the whole stack: each tile of rows through every layer while in cache.
+        let plain = !x.device().is_autodiff()
+            && self
+                .hidden
+                .iter()
+                .all(|b| b.batch_norm.is_none() && b.layer_norm.is_none());
+        if plain {
+            let layers: Vec<(&Linear, Act)> = self
+                .hidden
+                .iter()
+                .map(|b| (&b.linear, b.activation.fused()))
+                .chain([(&self.output, Act::Identity)])
+                .collect();
+            return forward_layers(x, &layers);
+        }
         let x = self.hidden.iter().fold(x, |x, block| block.forward(x));
         forward_layer(&self.output, x, Act::Identity)
     }

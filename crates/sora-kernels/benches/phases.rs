@@ -70,38 +70,40 @@ fn main() {
     {
         let plain = Device::flex();
         let x = Tensor::<2>::random([1024, 64], Distribution::Normal(0.0, 1.0), &plain);
-        let layers: Vec<(Tensor<2>, Tensor<1>)> = [(64, 128), (128, 64), (64, 10)]
+        let layers: Vec<burn::nn::Linear> = [(64, 128), (128, 64), (64, 10)]
             .iter()
-            .map(|&(i, o)| {
-                (
-                    Tensor::<2>::random([i, o], Distribution::Normal(0.0, 0.1), &plain),
-                    Tensor::<1>::zeros([o], &plain),
-                )
-            })
+            .map(|&(i, o)| burn::nn::LinearConfig::new(i, o).init(&plain))
             .collect();
+        let acts = [
+            sora_kernels::linear::Act::Relu,
+            sora_kernels::linear::Act::Relu,
+            sora_kernels::linear::Act::Identity,
+        ];
+        let stack: Vec<_> = layers.iter().zip(acts).collect();
         let flop = 2.0 * 1024.0 * (64.0 * 128.0 + 128.0 * 64.0 + 64.0 * 10.0) / 1e9;
-        for (name, fused) in [("burn", false), ("fused", true)] {
-            let ms = median_ms(|| {
-                let mut h = x.clone();
-                for (i, (w, b)) in layers.iter().enumerate() {
-                    let act = if i + 1 < layers.len() {
-                        sora_kernels::linear::Act::Relu
-                    } else {
-                        sora_kernels::linear::Act::Identity
+        for rows in [1024, 1] {
+            let x = x.clone().slice([0..rows, 0..64]);
+            for name in ["burn", "fused layers", "one pass"] {
+                let ms = median_ms(|| {
+                    let h = match name {
+                        "one pass" => sora_kernels::mlp::forward_layers(x.clone(), &stack),
+                        _ => stack.iter().fold(x.clone(), |h, (layer, act)| {
+                            let (w, b) = (layer.weight.val(), layer.bias.as_ref().unwrap().val());
+                            if name == "burn" {
+                                sora_kernels::linear::linear_act_reference(h, w, b, *act)
+                            } else {
+                                sora_kernels::linear::linear_act(h, w, b, *act)
+                            }
+                        }),
                     };
-                    h = if fused {
-                        sora_kernels::linear::linear_act(h, w.clone(), b.clone(), act)
-                    } else {
-                        sora_kernels::linear::linear_act_reference(h, w.clone(), b.clone(), act)
-                    };
-                }
-                let _ = h.into_data();
-            });
-            report(
-                &format!("mlp-digits inference, batch 1024 ({name})"),
-                ms,
-                flop,
-            );
+                    let _ = h.into_data();
+                });
+                report(
+                    &format!("mlp-digits inference, batch {rows} ({name})"),
+                    ms,
+                    flop * rows as f64 / 1024.0,
+                );
+            }
         }
     }
 

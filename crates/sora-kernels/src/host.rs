@@ -384,25 +384,46 @@ mod avx512 {
                 let acc = accumulate || k0 > 0;
                 let l = lhs.wrapping_add(k0 * lhs_cs);
                 let d = dst.wrapping_add(j0);
-                let mut i0 = 0;
-                while i0 + 4 <= m {
-                    // SAFETY: rows i0..i0+4, columns j0..j0+cols, depth k0..k0+kc are inside
-                    // the operands.
-                    unsafe {
-                        block::<4>(i0, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel)
-                    };
-                    i0 += 4;
-                }
-                while i0 < m {
-                    // SAFETY: as above, one row.
-                    unsafe {
-                        block::<1>(i0, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel)
-                    };
-                    i0 += 1;
+                // SAFETY: rows 0..m, columns j0..j0+cols, depth k0..k0+kc are inside the
+                // operands; `C` registers cover `cols`.
+                unsafe {
+                    match cols.div_ceil(W) {
+                        1 => rows::<1>(m, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel),
+                        2 => rows::<2>(m, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel),
+                        3 => rows::<3>(m, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel),
+                        _ => rows::<4>(m, cols, kc, (d, dst_rs), acc, (l, lhs_rs, lhs_cs), panel),
+                    }
                 }
                 k0 += kc;
             }
             j0 += PANEL;
+        }
+    }
+
+    /// All `m` rows of one panel and depth block, four rows at a time, with `C` registers of
+    /// accumulators per row (`cols` ≤ 16 · `C`): a narrow panel (an output layer of ten units)
+    /// costs the multiply-adds of its own width, not the full 64 columns.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows<const C: usize>(
+        m: usize,
+        cols: usize,
+        k: usize,
+        dst: (*mut f32, usize),
+        accumulate: bool,
+        lhs: (*const f32, usize, usize),
+        panel: *const f32,
+    ) {
+        let mut i0 = 0;
+        while i0 + 4 <= m {
+            // SAFETY: rows i0..i0+4 are inside the operands (caller's contract).
+            unsafe { block::<4, C>(i0, cols, k, dst, accumulate, lhs, panel) };
+            i0 += 4;
+        }
+        while i0 < m {
+            // SAFETY: as above, one row.
+            unsafe { block::<1, C>(i0, cols, k, dst, accumulate, lhs, panel) };
+            i0 += 1;
         }
     }
 
@@ -416,10 +437,10 @@ mod avx512 {
         }
     }
 
-    /// `R` rows × `cols` (≤ 64) columns of the product, accumulated in registers over `k` rows
-    /// of a 64-wide panel.
+    /// `R` rows × `cols` (≤ 16 · `C` ≤ 64) columns of the product, accumulated in registers over
+    /// `k` rows of a 64-wide panel.
     #[inline(always)]
-    unsafe fn block<const R: usize>(
+    unsafe fn block<const R: usize, const C: usize>(
         i0: usize,
         cols: usize,
         k: usize,
@@ -428,17 +449,12 @@ mod avx512 {
         (lhs, lhs_rs, lhs_cs): (*const f32, usize, usize),
         panel: *const f32,
     ) {
-        let masks = [
-            lanes(cols),
-            lanes(cols.saturating_sub(W)),
-            lanes(cols.saturating_sub(2 * W)),
-            lanes(cols.saturating_sub(3 * W)),
-        ];
+        let masks: [__mmask16; C] = std::array::from_fn(|c| lanes(cols.saturating_sub(c * W)));
         // SAFETY: (the whole body) AVX-512F is enabled by the caller; masked lanes of `dst` are
         // neither read nor written, every panel row holds 64 values, and every unmasked lane is
         // inside the operands (caller's contract).
         unsafe {
-            let mut acc = [[_mm512_setzero_ps(); 4]; R];
+            let mut acc = [[_mm512_setzero_ps(); C]; R];
             if accumulate {
                 for (r, row) in acc.iter_mut().enumerate() {
                     let d = dst.add((i0 + r) * dst_rs);
@@ -449,12 +465,7 @@ mod avx512 {
             }
             for kk in 0..k {
                 let w = panel.add(kk * PANEL);
-                let wv = [
-                    _mm512_loadu_ps(w),
-                    _mm512_loadu_ps(w.add(W)),
-                    _mm512_loadu_ps(w.add(2 * W)),
-                    _mm512_loadu_ps(w.add(3 * W)),
-                ];
+                let wv: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(w.add(c * W)));
                 for (r, row) in acc.iter_mut().enumerate() {
                     let a = _mm512_set1_ps(*lhs.add((i0 + r) * lhs_rs + kk * lhs_cs));
                     for (c, acc) in row.iter_mut().enumerate() {

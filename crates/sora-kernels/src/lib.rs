@@ -10,6 +10,7 @@
 //! | [`recurrent::lstm_sequence`] | an LSTM's per-step matrix products, gate activations and state updates, and their backward pass through time |
 //! | [`recurrent::gru_sequence`] | the same for a GRU (PyTorch's formulation) |
 //! | [`linear::linear_act`] | `act(x · W + b)` as a product, a broadcast add and an activation pass, and their backward passes |
+//! | [`mlp::forward_layers`] | scoring through a stack of linear layers one layer at a time, each writing its whole output: here each tile of rows goes through every layer in cache |
 //! | [`conv::conv2d_act`] | a convolution (Burn's generic 3-D kernel), its bias add and activation, and their backward passes; 1-D convolutions as its one-row case |
 //! | [`optim::sgd_step`], [`optim::adam_step`] | burn-optim's SGD, Adam and AdamW updates as chains of whole-tensor operations, each allocating its result: here one pass rewriting the parameter and its state in place |
 //!
@@ -38,6 +39,7 @@ mod autodiff;
 pub mod conv;
 mod host;
 pub mod linear;
+pub mod mlp;
 pub mod optim;
 pub mod recurrent;
 

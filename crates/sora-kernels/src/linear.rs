@@ -416,7 +416,7 @@ const FEW_ROWS: usize = 2;
 multiversion! {
     /// `out += x · w` for one row `x` (`d_in`) and `w` `[d_in, d_out]`: one pass over each row
     /// of `w`, in order.
-    fn rows_times_weights(x: &[f32], w: &[f32], out: &mut [f32]) {
+    pub(crate) fn rows_times_weights(x: &[f32], w: &[f32], out: &mut [f32]) {
         let d_out = out.len();
         for (xi, w_row) in x.iter().zip(w.chunks_exact(d_out)) {
             for (o, wv) in out.iter_mut().zip(w_row) {
