@@ -57,10 +57,8 @@ pub fn forward_layers(x: Tensor<2>, layers: &[(&Linear, Act)]) -> Tensor<2> {
         && !device.is_autodiff()
         && crate::supported(&device)
         && layers.iter().all(|(layer, _)| layer.bias.is_some());
-    if one_pass {
-        if let Some(y) = try_one_pass(&x, layers) {
-            return y;
-        }
+    if one_pass && let Some(y) = try_one_pass(&x, layers) {
+        return y;
     }
     layers
         .iter()
