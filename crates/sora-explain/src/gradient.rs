@@ -1,6 +1,7 @@
 //! Gradient methods: saliency, input × gradient, integrated gradients.
 
 use burn::tensor::Device;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{forward_rows, gradient_rows, pick, plain};
@@ -343,42 +344,26 @@ impl Attribution for IntegratedGradients {
             }
             gradient_rows(model, points, d, &chunk_targets, &ad)
         };
-        // The chunks are independent graphs: one worker per core takes every `workers`-th chunk
-        // with its own copy of the model, and the sums below run in chunk order, so the result
-        // does not depend on the number of workers.
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(n_chunks);
-        let mut gradients: Vec<Option<Result<Vec<f32>>>> = (0..n_chunks).map(|_| None).collect();
-        if workers <= 1 {
-            let ad_model = model.to_device(&ad);
-            for (c, slot) in gradients.iter_mut().enumerate() {
-                *slot = Some(chunk_gradients(c, &ad_model));
-            }
-        } else {
-            let models: Vec<M> = (0..workers).map(|_| model.to_device(&ad)).collect();
-            let per_worker: Vec<Vec<(usize, Result<Vec<f32>>)>> = std::thread::scope(|scope| {
-                let handles: Vec<_> = models
-                    .into_iter()
-                    .enumerate()
-                    .map(|(w, ad_model)| {
-                        let chunk_gradients = &chunk_gradients;
-                        scope.spawn(move || {
-                            (w..n_chunks)
-                                .step_by(workers)
-                                .map(|c| (c, chunk_gradients(c, &ad_model)))
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+        // The chunks are independent graphs: one worker per thread of the pool takes every
+        // `workers`-th chunk with its own copy of the model, and the sums below run in chunk
+        // order, so the result does not depend on the number of workers. (The pool's own
+        // threads, not new ones: idle pool threads spin for a while and would take the cores
+        // from threads outside the pool.)
+        let workers = rayon::current_num_threads().min(n_chunks).max(1);
+        let models: Vec<M> = (0..workers).map(|_| model.to_device(&ad)).collect();
+        let per_worker: Vec<Vec<(usize, Result<Vec<f32>>)>> = models
+            .into_par_iter()
+            .enumerate()
+            .map(|(w, ad_model)| {
+                (w..n_chunks)
+                    .step_by(workers)
+                    .map(|c| (c, chunk_gradients(c, &ad_model)))
                     .collect()
-            });
-            for (c, g) in per_worker.into_iter().flatten() {
-                gradients[c] = Some(g);
-            }
+            })
+            .collect();
+        let mut gradients: Vec<Option<Result<Vec<f32>>>> = (0..n_chunks).map(|_| None).collect();
+        for (c, g) in per_worker.into_iter().flatten() {
+            gradients[c] = Some(g);
         }
         let mut sum_grad = vec![0.0f64; n * d];
         for (c, g) in gradients.into_iter().enumerate() {
