@@ -148,14 +148,21 @@ fn forward<B: Backend>(x: FloatTensor<B>, stack: Stack<B>) -> FloatTensor<B> {
         .iter()
         .map(|(w, _, _, [k, d])| host::Panels::new(w.values(), *k, *d))
         .collect();
-    // One tile: every layer in turn between two scratch buffers, the last into the output.
-    let tile = |t: usize, y: &mut [f32]| {
+    // One tile: every layer in turn between two scratch buffers, the last into the output;
+    // two scratch tiles per worker (allocated once per worker, not per tile: fresh allocations
+    // of this size come back as newly mapped pages the kernel zeroes).
+    let scratch = || {
+        [
+            vec![0.0f32; TILE_ROWS * widest],
+            vec![0.0f32; TILE_ROWS * widest],
+        ]
+    };
+    let tile = |bufs: &mut [Vec<f32>; 2], t: usize, y: &mut [f32]| {
         let rows = y.len() / d_out;
-        let mut bufs = [vec![0.0f32; rows * widest], vec![0.0f32; rows * widest]];
         let x_tile = &xv[t * TILE_ROWS * d_in..][..rows * d_in];
         for (l, ((_, bias, act, [k, d]), panel)) in views.iter().zip(&panels).enumerate() {
             // As for a single row: buffer `l % 2` is written, the other read.
-            let [even, odd] = &mut bufs;
+            let [even, odd] = &mut *bufs;
             let (src, dst) = if l % 2 == 0 {
                 (&*odd, even)
             } else {
@@ -190,11 +197,12 @@ fn forward<B: Backend>(x: FloatTensor<B>, stack: Stack<B>) -> FloatTensor<B> {
     if n > TILE_ROWS && n.saturating_mul(macs_per_row) >= PARALLEL_MACS {
         out.par_chunks_mut(chunk)
             .enumerate()
-            .for_each(|(t, y)| tile(t, y));
+            .for_each_init(scratch, |bufs, (t, y)| tile(bufs, t, y));
     } else {
+        let mut bufs = scratch();
         out.chunks_mut(chunk)
             .enumerate()
-            .for_each(|(t, y)| tile(t, y));
+            .for_each(|(t, y)| tile(&mut bufs, t, y));
     }
     host::write::<B>(TensorData::new(out, [n, d_out]), &device)
 }
