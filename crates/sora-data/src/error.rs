@@ -300,6 +300,58 @@ pub enum DataError {
         /// `user` or `item`.
         role: String,
     },
+    /// Cross-validation asks for fewer than 2 folds.
+    #[error("--cv {k}: cross-validation needs at least 2 folds")]
+    CvTooFewFolds {
+        /// The number of folds asked for.
+        k: usize,
+    },
+    /// Cross-validation asks for more folds than there are rows, so a fold would test nothing.
+    #[error("--cv {k} is larger than the number of rows, {n_rows}; every fold needs a test row")]
+    CvMoreFoldsThanRows {
+        /// The number of folds asked for.
+        k: usize,
+        /// The number of rows.
+        n_rows: usize,
+    },
+    /// Stratified cross-validation asks for more folds than the smallest class has rows, so
+    /// some fold would test no row of that class.
+    #[error(
+        "--cv {k} is larger than the smallest class, `{class}` with {count} rows; every fold \
+         needs a row of each class (lower --cv to at most {count})"
+    )]
+    CvMoreFoldsThanClassRows {
+        /// The number of folds asked for.
+        k: usize,
+        /// The smallest class (its label; the first such class when several are as small).
+        class: usize,
+        /// Its number of rows.
+        count: usize,
+    },
+    /// Grouped cross-validation has fewer groups than folds (or a single group), so some
+    /// fold would test no group.
+    #[error(
+        "--group: {n_groups} group{} for --cv {k}; grouped cross-validation needs at least {k} \
+         groups, one per fold",
+        if .n_groups == &1 { "" } else { "s" }
+    )]
+    CvTooFewGroups {
+        /// The number of folds asked for.
+        k: usize,
+        /// The number of distinct groups.
+        n_groups: usize,
+    },
+    /// Stratified grouped cross-validation got a different number of labels and groups.
+    #[error("--group: {n_groups} group values for {n_labels} labels; expected one of each per row")]
+    CvGroupsLength {
+        /// The number of labels.
+        n_labels: usize,
+        /// The number of group values.
+        n_groups: usize,
+    },
+    /// Repeated cross-validation asks for no repeat.
+    #[error("--cv-repeats 0: repeated cross-validation needs at least 1 repeat")]
+    CvNoRepeats,
     /// A saved pipeline is not valid JSON or does not have the pipeline's structure.
     #[error("{file}: {source}")]
     Json {

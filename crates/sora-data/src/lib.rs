@@ -44,6 +44,7 @@
 mod config;
 pub mod drift;
 mod error;
+pub mod folds;
 mod pipeline;
 mod ratings;
 mod schema;
@@ -53,6 +54,7 @@ mod table;
 pub use config::{Impute, PipelineConfig, TargetRule, TextCells};
 pub use drift::{ColumnDrift, Drift, TrainingProfile};
 pub use error::{DataError, Result};
+pub use folds::{Fold, Folds};
 pub use pipeline::{
     EncodedTarget, FeatureEncoding, FittedFeature, FittedPipeline, TargetValues, TaskKind,
     Transformed, encode_target,
