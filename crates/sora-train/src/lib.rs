@@ -10,6 +10,7 @@
 //!
 //! The same seed on the same backend gives bit-identical weights.
 
+pub mod bootstrap;
 pub mod checkpoint;
 mod config;
 mod data;
@@ -22,6 +23,10 @@ pub mod optim;
 pub mod parallel;
 mod trainer;
 
+pub use bootstrap::{
+    BootstrapConfig, BootstrapError, ClassificationIntervals, ConfidenceInterval,
+    RegressionIntervals, bootstrap_ci, classification_intervals, regression_intervals,
+};
 pub use checkpoint::CheckpointEvery;
 pub use config::{EarlyStopping, LossConfig, OptimizerConfig, Progress, Schedule, TrainConfig};
 pub use data::{ArrayData, Augmentation, TabularData, TargetBatch, Targets, TokenData, TrainData};
