@@ -145,6 +145,15 @@ pub enum TrainError {
     /// A model directory's manifest is unreadable or does not fit the directory.
     #[error(transparent)]
     Manifest(#[from] crate::ManifestError),
+    /// Calibration could not be measured, fitted, applied or drawn.
+    #[error(transparent)]
+    Calibration(#[from] crate::CalibrationError),
+    /// A decision threshold could not be parsed or chosen.
+    #[error(transparent)]
+    Threshold(#[from] crate::ThresholdError),
+    /// A conformal predictor could not be calibrated or applied.
+    #[error(transparent)]
+    Conformal(#[from] crate::ConformalError),
     /// The learning-curve plot could not be drawn.
     #[error("learning-curve plot {}: {message}", .file.display())]
     Plot {
