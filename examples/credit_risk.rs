@@ -159,8 +159,8 @@ fn main() -> Result<()> {
             config.class_weights = mode;
             let weights = prepared.class_weights(mode);
             let run = train_prepared(prepared.clone(), &config, &device)?;
-            let Metrics::Classification(m) = &run.test else {
-                unreachable!("classification")
+            let Some(Metrics::Classification(m)) = &run.test else {
+                unreachable!("a classifier with a test part (`prepare` holds one out)")
             };
             let (pv, yv) = scores(&run.fitted.model, &prepared.valid, c, &device)?;
             let chosen = best_threshold(&pv, &yv);

@@ -169,7 +169,10 @@ pub fn run(options: &Options) -> Result<Outcome> {
     println!("{}", spec.summary()?);
     let media = train_split(&train, Some(&valid), &test, pipeline, &config, &device)?;
 
-    let Metrics::Classification(m) = &media.test else {
+    let Some(test_metrics) = media.test.clone() else {
+        bail!("the run holds out a test part")
+    };
+    let Metrics::Classification(m) = &test_metrics else {
         bail!("a classifier has classification metrics")
     };
     println!(
@@ -228,7 +231,7 @@ pub fn run(options: &Options) -> Result<Outcome> {
     }
     println!("saved {}", options.picture.display());
     Ok(Outcome {
-        test: media.test.clone(),
+        test: test_metrics.clone(),
         pictured: chosen.len(),
         misclassified: wrong.len(),
     })

@@ -108,7 +108,10 @@ fn main() -> Result<()> {
                     run.spec.mlp_config().d_hidden,
                     run.fitted.best_epoch,
                     run.fitted.history.epochs.len(),
-                    format_metrics(&run.test, Some(&classes))
+                    format_metrics(
+                        run.test.as_ref().expect("`prepare` holds out a test part"),
+                        Some(&classes)
+                    )
                 );
                 explain_some(&run, &table, &test_rows, case.name, &device)?;
                 println!(
@@ -116,7 +119,8 @@ fn main() -> Result<()> {
                     "seed", "MLP acc / F1 / AUROC", "LR acc / F1 / AUROC"
                 );
             }
-            let (m, r) = (scores(&run.test, positive), scores(&reference, positive));
+            let test = run.test.as_ref().expect("`prepare` holds out a test part");
+            let (m, r) = (scores(test, positive), scores(&reference, positive));
             println!(
                 "{seed:>6}   {:.4} {:.4} {:.4}   {:.4} {:.4} {:.4}",
                 m.0, m.1, m.2, r.0, r.1, r.2

@@ -86,7 +86,7 @@ pub fn run(options: &Options) -> Result<TextRun> {
         run.history.epochs.len(),
         start.elapsed().as_secs_f64()
     );
-    let Metrics::Classification(m) = &run.test else {
+    let Some(Metrics::Classification(m)) = &run.test else {
         bail!("a classifier has classification metrics")
     };
     let spam = run

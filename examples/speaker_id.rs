@@ -58,7 +58,7 @@ fn main() -> Result<()> {
     }
     let run =
         sora::jobs::media::train_split(&fit, Some(&valid), &test, fsdd.pipeline, &config, &device)?;
-    let Metrics::Classification(m) = &run.test else {
+    let Some(Metrics::Classification(m)) = &run.test else {
         unreachable!("a classifier")
     };
     println!(

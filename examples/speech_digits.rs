@@ -202,7 +202,7 @@ fn main() -> Result<()> {
         &config,
         &device,
     )?;
-    let Metrics::Classification(m) = &run.test else {
+    let Some(Metrics::Classification(m)) = &run.test else {
         unreachable!("a classifier")
     };
     println!(
@@ -222,7 +222,7 @@ fn main() -> Result<()> {
         reloaded.accuracy().unwrap_or(f64::NAN)
     );
     ensure!(
-        reloaded.accuracy() == run.test.accuracy(),
+        Some(reloaded.accuracy()) == run.test.as_ref().map(Metrics::accuracy),
         "the reloaded model evaluates differently from the trained one"
     );
 
@@ -246,7 +246,11 @@ fn main() -> Result<()> {
             &config,
             &device,
         )?;
-        let accuracy = run.test.accuracy().unwrap_or(f64::NAN);
+        let accuracy = run
+            .test
+            .as_ref()
+            .and_then(Metrics::accuracy)
+            .unwrap_or(f64::NAN);
         sum += accuracy;
         println!(
             "{speaker:<9} {:>6} {:>6} {:>5} {:>11} {accuracy:>9.4}",

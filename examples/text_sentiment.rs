@@ -71,8 +71,8 @@ pub fn config(options: &Options, encoder: EncoderKind) -> TextConfig {
 
 fn accuracy(run: &TextRun) -> Result<f64> {
     match &run.test {
-        Metrics::Classification(m) => Ok(m.accuracy),
-        _ => bail!("a classifier has classification metrics"),
+        Some(Metrics::Classification(m)) => Ok(m.accuracy),
+        _ => bail!("a classifier with a test part has classification metrics"),
     }
 }
 

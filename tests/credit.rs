@@ -24,8 +24,8 @@ fn recall_and_auroc(file: &str, target: &str, minority: &str) -> [(f64, f64); 2]
         config.class_weights = mode;
         let run = train_prepared(prepared.clone(), &config, &test_device()).unwrap();
         assert_eq!(run.class_weights.is_some(), mode == ClassWeights::Balanced);
-        let Metrics::Classification(m) = run.test else {
-            panic!("a classifier")
+        let Some(Metrics::Classification(m)) = run.test else {
+            panic!("a classifier with a test part")
         };
         (m.per_class[c].recall, m.auroc.unwrap())
     })

@@ -26,7 +26,7 @@ fn sms_spam_reaches_its_targets_and_round_trips() {
         ..sms_spam::Options::default()
     };
     let run = sms_spam::run(&options).unwrap();
-    let Metrics::Classification(m) = &run.test else {
+    let Some(Metrics::Classification(m)) = &run.test else {
         panic!("a classifier")
     };
     let spam = run.text.classes.iter().position(|c| c == "spam").unwrap();

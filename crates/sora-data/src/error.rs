@@ -350,7 +350,7 @@ pub enum DataError {
         n_groups: usize,
     },
     /// Repeated cross-validation asks for no repeat.
-    #[error("--cv-repeats 0: repeated cross-validation needs at least 1 repeat")]
+    #[error("--repeats 0: repeated cross-validation needs at least 1 repeat")]
     CvNoRepeats,
     /// A saved pipeline is not valid JSON or does not have the pipeline's structure.
     #[error("{file}: {source}")]

@@ -829,7 +829,7 @@ mod tests {
     fn no_repeats() {
         let e = Folds::repeated(0, 0, |s| Folds::plain(10, 2, s)).unwrap_err();
         assert!(matches!(e, DataError::CvNoRepeats));
-        assert!(e.to_string().starts_with("--cv-repeats 0"));
+        assert!(e.to_string().starts_with("--repeats 0"));
         // A failing build's error comes through.
         assert!(matches!(
             Folds::repeated(2, 0, |s| Folds::plain(10, 1, s)),

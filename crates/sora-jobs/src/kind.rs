@@ -8,7 +8,9 @@ use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use sora_train::{CheckpointEvery, OptimizerConfig, Parallel, Progress, TrainConfig, Trainer};
+use sora_train::{
+    CheckpointEvery, Metrics, OptimizerConfig, Parallel, Progress, TrainConfig, Trainer,
+};
 
 use crate::{JobError, Model, Result};
 
@@ -44,8 +46,8 @@ pub trait Kind: 'static {
     /// The kind's own command-line options (shown under their own heading in
     /// `sora train --help`; given to another kind, they are refused).
     type Options: clap::Args;
-    /// The data as read for training.
-    type Data;
+    /// The data as read for training (cloned once per fold by cross-validation).
+    type Data: Clone;
     /// A finished run.
     type Run: Trained;
     /// A model of the kind read back from its directory.
@@ -74,6 +76,34 @@ pub trait Kind: 'static {
 
     /// Reads a model directory of this kind.
     fn load(dir: &Path, device: &Device) -> Result<Self::Model>;
+
+    /// The examples of `data` that cross-validation deals into folds: how many, their classes
+    /// (folds are stratified by them) and, for `--group COL`, the group of each (no group is
+    /// in two folds). [`Kind::train`] then takes the fixed parts from
+    /// [`RunContext::split`], as indices into these examples.
+    ///
+    /// The default refuses `--cv`: a kind that can be cross-validated says so here.
+    fn examples(config: &Self::Config, data: &Self::Data, group: Option<&str>) -> Result<Examples> {
+        let _ = (config, data, group);
+        Err(JobError::OptionNotForKind {
+            option: "--cv".into(),
+            reason: format!("{} models are not cross-validated", Self::NAME),
+        })
+    }
+}
+
+/// The examples of a kind's data as cross-validation sees them ([`Kind::examples`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Examples {
+    /// Number of examples.
+    pub n: usize,
+    /// The fraction of a fold's training examples held out for early stopping (the kind's
+    /// validation fraction).
+    pub valid_fraction: f64,
+    /// The class of each, for a classifier (folds are stratified by it).
+    pub labels: Option<Vec<usize>>,
+    /// The group of each, when `--group` names one.
+    pub groups: Option<Vec<String>>,
 }
 
 /// A finished training run.
@@ -84,6 +114,12 @@ pub trait Trained {
     /// Saves the model directory (with its manifest); an existing directory is replaced only
     /// once everything has been written.
     fn save(&self, dir: &Path) -> Result<()>;
+
+    /// The metrics on the run's test part, if it had one (a model refitted on every example
+    /// after cross-validation has none).
+    fn test_metrics(&self) -> Option<&Metrics> {
+        None
+    }
 }
 
 /// Where a run's data is: the command line's `--data`, `--labels`, `--text`, `--target`.
@@ -131,6 +167,11 @@ pub struct RunContext {
     pub verbose: bool,
     /// Where the run keeps its checkpoints, if it writes any.
     pub checkpoints: Option<Checkpoints>,
+    /// The parts of the data each example goes to, when the caller fixes them
+    /// (cross-validation: a fold's training rows, a validation part carved from them, and the
+    /// fold's test rows); indices into the kind's examples ([`Kind::examples`]). `None`: the
+    /// kind's own seeded holdout.
+    pub split: Option<sora_data::Split>,
 }
 
 /// Where a run keeps its checkpoints and how often it writes them.
@@ -163,6 +204,7 @@ impl RunContext {
             leader: true,
             verbose: true,
             checkpoints: None,
+            split: None,
         }
     }
 
@@ -188,6 +230,17 @@ impl RunContext {
                 .with_checkpoint_every(c.every);
         }
         Ok(trainer)
+    }
+
+    /// The same run on fixed parts of the data (see [`RunContext::split`]).
+    pub fn with_split(mut self, split: sora_data::Split) -> Self {
+        self.split = Some(split);
+        self
+    }
+
+    /// The parts of the data: the fixed ones if the caller gave them, else `holdout()`.
+    pub fn split_or(&self, holdout: impl FnOnce() -> sora_data::Split) -> sora_data::Split {
+        self.split.clone().unwrap_or_else(holdout)
     }
 
     /// A run on one device that prints nothing of its own.
@@ -376,6 +429,17 @@ pub struct CommonOptions {
     /// part.
     #[arg(long)]
     pub min_count: Option<usize>,
+    /// Cross-validate with K folds (stratified by class; grouped with `--group`): every
+    /// metric per fold and as mean ± sd, then the final model refitted on every example.
+    #[arg(long, value_name = "K")]
+    pub cv: Option<usize>,
+    /// Repeats of the cross-validation, each with other folds (with `--cv`).
+    #[arg(long, value_name = "R", requires = "cv")]
+    pub repeats: Option<usize>,
+    /// The column (or, for folders of clips, the key) whose values are groups — a speaker, a
+    /// patient — so that no group is in two folds (with `--cv`).
+    #[arg(long, value_name = "COL", requires = "cv")]
+    pub group: Option<String>,
     /// Seed of the split, the initial weights and the shuffling.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -533,4 +597,29 @@ impl Holdout {
     pub fn random(&self, n: usize, seed: u64) -> sora_data::Split {
         sora_data::random_split(n, self.valid_fraction, self.test_fraction, seed)
     }
+}
+
+/// Fixed parts must index the `n` examples and give the training part rows.
+pub(crate) fn check_parts(parts: &sora_data::Split, n: usize) -> Result<()> {
+    if parts.train.is_empty() {
+        return Err(JobError::invalid(
+            "split",
+            "a training part with rows",
+            "an empty one",
+        ));
+    }
+    if let Some(&i) = parts
+        .train
+        .iter()
+        .chain(&parts.valid)
+        .chain(&parts.test)
+        .find(|&&i| i >= n)
+    {
+        return Err(JobError::invalid(
+            "split",
+            format!("indices below {n} (the examples)"),
+            i,
+        ));
+    }
+    Ok(())
 }

@@ -52,6 +52,7 @@
 //! ```
 
 pub mod base64;
+pub mod cv;
 mod error;
 pub mod explain;
 pub mod generate;
@@ -68,8 +69,8 @@ pub mod text;
 pub use error::{JobError, Result, Verb};
 pub use generation::{GenerateRequest, Generated};
 pub use kind::{
-    Checkpoints, CommonOptions, DEFAULT_SEED, DataSource, EARLY_STOPPING_MIN_DELTA, Holdout,
-    JobConfig, Kind, LoopDefaults, OptimizerKind, ProgressMode, RunContext, Trained,
+    Checkpoints, CommonOptions, DEFAULT_SEED, DataSource, EARLY_STOPPING_MIN_DELTA, Examples,
+    Holdout, JobConfig, Kind, LoopDefaults, OptimizerKind, ProgressMode, RunContext, Trained,
 };
 pub use model::{
     Batch, ColumnType, Evaluation, Input, InputColumn, InputSchema, Medium, Model, ModelInfo,
@@ -194,12 +195,13 @@ pub fn evaluation(
     }
 }
 
-/// The end of a training run as the program prints it: the epoch kept and the test metrics.
+/// The end of a training run as the program prints it: the epoch kept and the test metrics
+/// (a run without a test part says so).
 pub fn outcome(
     best_epoch: usize,
     epochs: usize,
     stopped_early: bool,
-    test: &sora_train::Metrics,
+    test: Option<&sora_train::Metrics>,
     classes: Option<&[String]>,
 ) -> String {
     let early = if stopped_early {
@@ -207,8 +209,11 @@ pub fn outcome(
     } else {
         ""
     };
-    format!(
-        "\nbest epoch {best_epoch} of {epochs}{early}\n\ntest metrics:\n{}",
-        format_metrics(test, classes)
-    )
+    match test {
+        Some(test) => format!(
+            "\nbest epoch {best_epoch} of {epochs}{early}\n\ntest metrics:\n{}",
+            format_metrics(test, classes)
+        ),
+        None => format!("\nbest epoch {best_epoch} of {epochs}{early}\n\nno test part\n"),
+    }
 }

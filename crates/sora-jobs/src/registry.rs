@@ -74,6 +74,17 @@ impl<K: Kind> AnyKind for Entry<K> {
         let config = K::configure(K::Config::default(), common, options)?;
         config.check()?;
         let data = K::load_data(&config, &common.source(), ctx)?;
+        if let Some(k) = common.cv {
+            let options = crate::cv::CvOptions {
+                k,
+                repeats: common.repeats.unwrap_or(1),
+                group: common.group.clone(),
+                seed: common.seed,
+            };
+            return Ok(Box::new(crate::cv::cross_validate::<K>(
+                &config, &data, &options, ctx,
+            )?));
+        }
         Ok(Box::new(K::train(&config, data, ctx)?))
     }
 

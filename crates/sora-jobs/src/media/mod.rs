@@ -338,6 +338,57 @@ fn load_samples(
     Ok((samples, pipeline))
 }
 
+/// The samples as cross-validation sees them: their classes and, for `--group name:N`, the
+/// `N`-th `_`-separated part of each file's name (without its extension) as its group — the
+/// speaker of a Free Spoken Digit Dataset clip `3_jackson_12.wav` is `name:1`.
+fn examples(
+    config: &MediaConfig,
+    samples: &Samples,
+    group: Option<&str>,
+) -> Result<crate::Examples> {
+    let groups =
+        match group {
+            None => None,
+            Some(key) => {
+                let field = key
+                    .strip_prefix("name:")
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .ok_or_else(|| {
+                        JobError::invalid(
+                            "group",
+                            "name:N, the N-th `_`-separated part of each file name (from 0)",
+                            key,
+                        )
+                    })?;
+                let groups =
+                    samples
+                        .sources
+                        .iter()
+                        .map(|source| {
+                            let stem = Path::new(source)
+                                .file_stem()
+                                .and_then(|s| s.to_str())
+                                .unwrap_or(source);
+                            stem.split('_').nth(field).map(str::to_string).ok_or_else(|| {
+                        JobError::invalid(
+                            "group",
+                            format!("a file name with a part {field} (`_`-separated, from 0)"),
+                            source,
+                        )
+                    })
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                Some(groups)
+            }
+        };
+    Ok(crate::Examples {
+        n: samples.len(),
+        valid_fraction: config.holdout.valid_fraction,
+        labels: Some(samples.labels.clone()),
+        groups,
+    })
+}
+
 fn train_samples(
     config: &MediaConfig,
     (samples, pipeline): (Samples, InputPipeline),
@@ -402,6 +453,14 @@ impl Kind for Image {
         ctx: &RunContext,
     ) -> Result<MediaRun> {
         train_samples(config, data, ctx)
+    }
+
+    fn examples(
+        config: &MediaConfig,
+        (samples, _): &(Samples, InputPipeline),
+        group: Option<&str>,
+    ) -> Result<crate::Examples> {
+        examples(config, samples, group)
     }
 
     fn load(dir: &Path, device: &Device) -> Result<MediaModel> {
@@ -474,6 +533,14 @@ impl Kind for Audio {
         ctx: &RunContext,
     ) -> Result<MediaRun> {
         train_samples(config, data, ctx)
+    }
+
+    fn examples(
+        config: &MediaConfig,
+        (samples, _): &(Samples, InputPipeline),
+        group: Option<&str>,
+    ) -> Result<crate::Examples> {
+        examples(config, samples, group)
     }
 
     fn load(dir: &Path, device: &Device) -> Result<MediaModel> {

@@ -79,8 +79,9 @@ pub struct MediaRun {
     pub best_epoch: usize,
     /// Whether early stopping ended the run.
     pub stopped_early: bool,
-    /// Metrics on the test samples.
-    pub test: Metrics,
+    /// Metrics on the test samples (`None` for a model refitted on every sample after
+    /// cross-validation).
+    pub test: Option<Metrics>,
     /// The input side, saved with the model.
     pub input: SavedInput,
     /// The training config as run.
@@ -110,10 +111,19 @@ pub(super) fn train_in(
     ctx: &RunContext,
 ) -> Result<MediaRun> {
     check_classes(samples)?;
-    let split = config
-        .holdout
-        .stratified(&samples.labels, config.train.seed);
-    config.holdout.require_test(&split, Some(&samples.labels))?;
+    let split = match &ctx.split {
+        Some(parts) => {
+            crate::kind::check_parts(parts, samples.len())?;
+            parts.clone()
+        }
+        None => {
+            let split = config
+                .holdout
+                .stratified(&samples.labels, config.train.seed);
+            config.holdout.require_test(&split, Some(&samples.labels))?;
+            split
+        }
+    };
     let valid = (!split.valid.is_empty()).then(|| samples.subset(&split.valid));
     split_in(
         &samples.subset(&split.train),
@@ -300,7 +310,7 @@ struct FitReport {
     history: sora_train::History,
     best_epoch: usize,
     stopped_early: bool,
-    test: Metrics,
+    test: Option<Metrics>,
 }
 
 fn fit<S, const D: usize>(
@@ -320,9 +330,11 @@ where
         train = train.with_augmentation(a);
     }
     let valid = valid.map(|v| data_for::<D>(v, n_classes)).transpose()?;
-    let test = data_for::<D>(test, n_classes)?;
     let fitted = trainer.fit_or_resume(trainer.init(spec), &train, valid.as_ref())?;
-    let test = trainer.evaluate(&fitted.model, &test)?;
+    let test = match test.is_empty() {
+        true => None,
+        false => Some(trainer.evaluate(&fitted.model, &data_for::<D>(test, n_classes)?)?),
+    };
     let Fitted {
         model,
         history,
@@ -346,7 +358,7 @@ impl MediaRun {
         let input = serde_json::to_vec_pretty(&self.input).expect("the input pipeline serialises");
         let extra = [(INPUT_FILE, input)];
         let model_dir = ModelDir::new(dir);
-        let (test, history) = (Some(&self.test), Some(&self.history));
+        let (test, history) = (self.test.as_ref(), Some(&self.history));
         let manifest =
             super::model::describe(&self.input, &self.spec, self.net.num_params())?.manifest();
         match (&self.spec, &self.net) {
@@ -400,12 +412,16 @@ impl Trained for MediaRun {
             self.best_epoch,
             self.history.epochs.len(),
             self.stopped_early,
-            &self.test,
+            self.test.as_ref(),
             Some(&self.input.classes),
         )
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
         MediaRun::save(self, dir)
+    }
+
+    fn test_metrics(&self) -> Option<&sora_train::Metrics> {
+        self.test.as_ref()
     }
 }

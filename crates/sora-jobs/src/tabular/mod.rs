@@ -23,7 +23,7 @@ use sora_train::TrainConfig;
 
 pub use baseline::logistic_regression;
 pub use model::{TablePredictions, TabularModel};
-pub use train::{Prepared, TabularRun, model_spec, prepare, train, train_prepared};
+pub use train::{Prepared, TabularRun, model_spec, prepare, prepare_with, train, train_prepared};
 
 use crate::kind::{CommonOptions, DataSource, Holdout, JobConfig, Kind, LoopDefaults, RunContext};
 use crate::{EARLY_STOPPING_MIN_DELTA, JobError, Result};
@@ -344,6 +344,13 @@ impl Kind for Tabular {
         config.pipeline.drop_missing_rows |= o.drop_missing;
         config.pipeline.zero_as_missing.extend(o.zero_as_missing);
         config.pipeline.ignore.extend(o.ignore);
+        // A grouping column (a patient, a speaker) says which rows belong together, not
+        // something to learn from.
+        if let Some(group) = &common.group
+            && !config.pipeline.ignore.contains(group)
+        {
+            config.pipeline.ignore.push(group.clone());
+        }
         config.hidden = common.hidden.clone();
         if let Some(spec) = &common.spec {
             config.spec = Some(ModelSpec::from_file(spec)?);
@@ -366,7 +373,7 @@ impl Kind for Tabular {
         table: sora_data::Table,
         ctx: &RunContext,
     ) -> Result<TabularRun> {
-        let prepared = prepare(&table, config)?;
+        let prepared = train::prepare_with(&table, config, ctx.split.as_ref())?;
         ctx.say(&prepared.schema);
         for warning in prepared.pipeline.warnings() {
             ctx.say(format!("note: {warning}"));
@@ -390,5 +397,48 @@ impl Kind for Tabular {
 
     fn load(dir: &Path, device: &Device) -> Result<TabularModel> {
         TabularModel::load(dir, device)
+    }
+
+    /// The rows with a target value, their classes, and the raw values of the `group` column.
+    fn examples(
+        config: &TabularConfig,
+        table: &sora_data::Table,
+        group: Option<&str>,
+    ) -> Result<crate::Examples> {
+        // The grouping column first: the pipeline ignores it, and would name it as a column
+        // of its `ignore` list.
+        let group_col = match group {
+            None => None,
+            Some(name) => Some(table.column_index(name).ok_or_else(|| {
+                JobError::invalid(
+                    "group",
+                    format!(
+                        "a column of {} ({})",
+                        table.source(),
+                        table.headers().join(", ")
+                    ),
+                    name,
+                )
+            })?),
+        };
+        config.pipeline.validate(table)?;
+        let target = sora_data::encode_target(table, &config.pipeline)?;
+        let labels = match target.targets {
+            sora_data::TargetValues::Classes(labels) => Some(labels),
+            sora_data::TargetValues::Values(_) => None,
+        };
+        let groups = group_col.map(|col| {
+            target
+                .rows
+                .iter()
+                .map(|&row| table.cell(row, col).to_string())
+                .collect()
+        });
+        Ok(crate::Examples {
+            n: target.rows.len(),
+            valid_fraction: config.holdout.valid_fraction,
+            labels,
+            groups,
+        })
     }
 }

@@ -28,8 +28,9 @@ pub struct TabularRun {
     pub spec: CheckedSpec,
     /// The trained model and its history.
     pub fitted: Fitted<Model<Identity>>,
-    /// Metrics on the test rows.
-    pub test: Metrics,
+    /// Metrics on the test rows (`None` for a model refitted on every row after
+    /// cross-validation, which has none).
+    pub test: Option<Metrics>,
     /// Table rows of each split.
     pub split: Split,
     /// Class weights used by the loss, if any.
@@ -159,15 +160,30 @@ fn check_target(table: &Table, schema: &Schema, config: &PipelineConfig) -> Resu
 /// transforms every split. The target alone decides the split, before any statistic is
 /// fitted, so nothing of the validation or test rows leaks into the pipeline.
 pub fn prepare(table: &Table, config: &TabularConfig) -> Result<Prepared> {
+    prepare_with(table, config, None)
+}
+
+/// [`prepare`] on fixed parts when `parts` is given (positions among the rows that have a
+/// target, as cross-validation deals them), else on the seeded holdout. Fixed parts may leave
+/// the test part empty (a model refitted on every row).
+pub fn prepare_with(
+    table: &Table,
+    config: &TabularConfig,
+    parts: Option<&Split>,
+) -> Result<Prepared> {
     config.check()?;
     config.pipeline.validate(table)?;
     let schema = config.pipeline.infer_schema(table);
     check_target(table, &schema, &config.pipeline)?;
     let target = encode_target(table, &config.pipeline)?;
     let seed = config.train.seed;
-    let positions = match &target.targets {
-        TargetValues::Classes(labels) => config.holdout.stratified(labels, seed),
-        TargetValues::Values(values) => config.holdout.random(values.len(), seed),
+    let positions = match (parts, &target.targets) {
+        (Some(parts), _) => {
+            crate::kind::check_parts(parts, target.rows.len())?;
+            parts.clone()
+        }
+        (None, TargetValues::Classes(labels)) => config.holdout.stratified(labels, seed),
+        (None, TargetValues::Values(values)) => config.holdout.random(values.len(), seed),
     };
     let split = positions.select(&target.rows);
     let pipeline = FittedPipeline::fit(table, &split.train, &config.pipeline)?;
@@ -184,7 +200,9 @@ pub fn prepare(table: &Table, config: &TabularConfig) -> Result<Prepared> {
         TargetValues::Classes(labels) => Some(labels.as_slice()),
         TargetValues::Values(_) => None,
     };
-    config.holdout.require_parts(&positions, labels)?;
+    if parts.is_none() {
+        config.holdout.require_parts(&positions, labels)?;
+    }
     Ok(Prepared {
         schema,
         split,
@@ -250,7 +268,10 @@ pub(super) fn train_in(
     let trainer = ctx.trainer("train", train_config.clone())?;
     let fitted =
         trainer.fit_or_resume(trainer.init(&spec), &prepared.train, Some(&prepared.valid))?;
-    let test = trainer.evaluate(&fitted.model, &prepared.test)?;
+    let test = match prepared.test.is_empty() {
+        true => None,
+        false => Some(trainer.evaluate(&fitted.model, &prepared.test)?),
+    };
     Ok(TabularRun {
         schema: prepared.schema,
         pipeline: prepared.pipeline,
@@ -282,13 +303,17 @@ impl Trained for TabularRun {
             self.fitted.best_epoch,
             self.fitted.history.epochs.len(),
             self.fitted.stopped_early,
-            &self.test,
+            self.test.as_ref(),
             self.pipeline.classes(),
         )
     }
 
     fn save(&self, dir: &Path) -> Result<()> {
         TabularRun::save(self, dir)
+    }
+
+    fn test_metrics(&self) -> Option<&Metrics> {
+        self.test.as_ref()
     }
 }
 
@@ -305,7 +330,7 @@ impl TabularRun {
             &self.spec,
             &self.fitted.model,
             &self.train_config,
-            Some(&self.test),
+            self.test.as_ref(),
             Some(&self.fitted.history),
             &[(PIPELINE_FILE, pipeline)],
         )?;

@@ -288,4 +288,24 @@ impl Kind for Text {
     fn load(dir: &Path, device: &Device) -> crate::Result<TextModel> {
         Ok(TextModel::load(dir, device)?)
     }
+
+    /// The documents and their classes; documents are not grouped.
+    fn examples(
+        config: &TextConfig,
+        source: &TextSource,
+        group: Option<&str>,
+    ) -> crate::Result<crate::Examples> {
+        if group.is_some() {
+            return Err(JobError::OptionNotForKind {
+                option: "--group".into(),
+                reason: "text classifiers read the text and label columns only".into(),
+            });
+        }
+        Ok(crate::Examples {
+            n: source.data.len(),
+            valid_fraction: config.holdout.valid_fraction,
+            labels: Some(source.data.labels.clone()),
+            groups: None,
+        })
+    }
 }

@@ -170,8 +170,9 @@ pub struct TextRun {
     pub best_epoch: usize,
     /// Whether early stopping ended the run.
     pub stopped_early: bool,
-    /// Metrics on the test documents.
-    pub test: Metrics,
+    /// Metrics on the test documents (`None` for a model refitted on every document after
+    /// cross-validation).
+    pub test: Option<Metrics>,
     /// The text side, saved with the model.
     pub text: SavedText,
     /// The training config as run.
@@ -213,11 +214,21 @@ pub(super) fn train_in(
             classes: data.classes.clone(),
         });
     }
-    let split = split(data, config);
-    config
-        .holdout
-        .require_parts(&split, Some(&data.labels))
-        .map_err(|e| TextJobError::Split(Box::new(e)))?;
+    let split = match &ctx.split {
+        Some(parts) => {
+            crate::kind::check_parts(parts, data.len())
+                .map_err(|e| TextJobError::Split(Box::new(e)))?;
+            parts.clone()
+        }
+        None => {
+            let split = split(data, config);
+            config
+                .holdout
+                .require_parts(&split, Some(&data.labels))
+                .map_err(|e| TextJobError::Split(Box::new(e)))?;
+            split
+        }
+    };
     let tokenizer = Tokenizer::new(config.tokenizer.clone())?;
     let train_tokens: Vec<Vec<String>> = split
         .train
@@ -248,7 +259,9 @@ pub(super) fn train_in(
     let valid_data = (!split.valid.is_empty())
         .then(|| part(&split.valid))
         .transpose()?;
-    let test_data = part(&split.test)?;
+    let test_data = (!split.test.is_empty())
+        .then(|| part(&split.test))
+        .transpose()?;
     let spec = model_spec(config, text.vocabulary.len(), seq_len, data.classes.len());
     let checked = spec.check()?;
     let mut train_config = config.train.clone();
@@ -257,7 +270,9 @@ pub(super) fn train_in(
     }
     let trainer = ctx.trainer("train", train_config.clone())?;
     let fitted = trainer.fit_or_resume(trainer.init(&checked), &train_data, valid_data.as_ref())?;
-    let test = trainer.evaluate(&fitted.model, &test_data)?;
+    let test = test_data
+        .map(|t| trainer.evaluate(&fitted.model, &t))
+        .transpose()?;
     let Fitted {
         model,
         history,
@@ -295,7 +310,7 @@ impl TextRun {
             &checked,
             &self.model,
             &self.train_config,
-            Some(&self.test),
+            self.test.as_ref(),
             Some(&self.history),
             &[(TEXT_FILE, text)],
         )?;
@@ -320,12 +335,16 @@ impl Trained for TextRun {
             self.best_epoch,
             self.history.epochs.len(),
             self.stopped_early,
-            &self.test,
+            self.test.as_ref(),
             Some(&self.text.classes),
         )
     }
 
     fn save(&self, dir: &Path) -> crate::Result<()> {
         Ok(TextRun::save(self, dir)?)
+    }
+
+    fn test_metrics(&self) -> Option<&sora_train::Metrics> {
+        self.test.as_ref()
     }
 }

@@ -1,0 +1,226 @@
+//! `sora train --cv K [--repeats R] [--group COL]` on a real table: every fold and the mean ±
+//! sd in `cv.json`, the folds a partition of the rows (stratified by class; no group in two
+//! folds), the same file for the same seed, the final model refitted on every row and usable
+//! by `eval`, and bad options as typed errors naming the option and the numbers.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use common::{device, fails, ok};
+
+const HEART: &str = "data/heart_cleveland/heart_cleveland.csv";
+
+fn train(out: &Path, extra: &[&str]) -> String {
+    let device = device();
+    let mut args = vec![
+        "train",
+        "--data",
+        HEART,
+        "--target",
+        "num",
+        "--target-above",
+        "0",
+        "--progress",
+        "quiet",
+        "--device",
+        &device,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args)
+}
+
+fn cv_json(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("cv.json")).unwrap()).unwrap()
+}
+
+/// The heart table's column `name`, and whether each row has the disease (`num` > 0).
+fn column(name: &str) -> (Vec<String>, Vec<bool>) {
+    let text = std::fs::read_to_string(HEART).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let (c, t) = (
+        header.iter().position(|h| *h == name).unwrap(),
+        header.iter().position(|h| *h == "num").unwrap(),
+    );
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (cells[c].to_string(), cells[t].parse::<f64>().unwrap() > 0.0)
+        })
+        .unzip()
+}
+
+#[test]
+fn repeated_stratified_cross_validation_of_heart_disease() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cv");
+    let out = train(&dir, &["--cv", "5", "--repeats", "2"]);
+    assert!(
+        out.contains("cross-validation: 5 folds × 2 repeats, stratified"),
+        "{out}"
+    );
+    assert!(out.contains("mean±sd"), "{out}");
+    let cv = cv_json(&dir);
+    let folds = cv["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 10);
+    let (_, sick) = column("num");
+    let share = sick.iter().filter(|&&s| s).count() as f64 / sick.len() as f64;
+    for repeat in 0..2 {
+        // Each repeat's test parts are a partition of the 303 rows, each fold within one row
+        // of the table's share of each class.
+        let mut seen = BTreeSet::new();
+        for f in folds.iter().filter(|f| f["repeat"] == repeat) {
+            let test: Vec<usize> = serde_json::from_value(f["test"].clone()).unwrap();
+            assert_eq!(f["n_test"], test.len());
+            let positives = test.iter().filter(|&&i| sick[i]).count() as f64;
+            assert!((positives - share * test.len() as f64).abs() <= 1.0, "{f}");
+            assert!(test.iter().all(|&i| seen.insert(i)), "a row in two folds");
+        }
+        assert_eq!(seen.len(), 303);
+    }
+    // The summary is the folds' mean and sample standard deviation.
+    let acc: Vec<f64> = folds
+        .iter()
+        .map(|f| f["metrics"]["accuracy"].as_f64().unwrap())
+        .collect();
+    let mean = acc.iter().sum::<f64>() / 10.0;
+    let sd = (acc.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 9.0).sqrt();
+    let summary = cv["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "accuracy")
+        .unwrap();
+    assert!((summary["mean"].as_f64().unwrap() - mean).abs() < 1e-12);
+    assert!((summary["sd"].as_f64().unwrap() - sd).abs() < 1e-12);
+    // Heart disease, 13 clinical columns: well above the majority class (54 %).
+    assert!(mean > 0.75, "mean accuracy {mean}");
+    // The final model is a model directory like any other.
+    let eval = ok(&["eval", "--model", dir.to_str().unwrap(), "--data", HEART]);
+    assert!(eval.contains("accuracy"), "{eval}");
+    // The same seed gives the same file, byte for byte.
+    let again = root.path().join("again");
+    train(&again, &["--cv", "5", "--repeats", "2"]);
+    assert_eq!(
+        std::fs::read(dir.join("cv.json")).unwrap(),
+        std::fs::read(again.join("cv.json")).unwrap()
+    );
+}
+
+#[test]
+fn grouped_cross_validation_keeps_each_group_in_one_fold() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cv");
+    let out = train(&dir, &["--cv", "4", "--group", "age"]);
+    assert!(out.contains("grouped by `age`"), "{out}");
+    let (age, _) = column("age");
+    let mut fold_of: BTreeMap<String, usize> = BTreeMap::new();
+    let folds = cv_json(&dir)["folds"].as_array().unwrap().clone();
+    assert_eq!(folds.len(), 4);
+    for (f, fold) in folds.iter().enumerate() {
+        let test: Vec<usize> = serde_json::from_value(fold["test"].clone()).unwrap();
+        for i in test {
+            assert_eq!(
+                *fold_of.entry(age[i].clone()).or_insert(f),
+                f,
+                "age {}",
+                age[i]
+            );
+        }
+    }
+    assert_eq!(fold_of.len(), age.iter().collect::<BTreeSet<_>>().len());
+}
+
+#[test]
+fn bad_cross_validation_options_are_typed_errors() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("m");
+    let d = dir.to_str().unwrap();
+    let device = device();
+    let base = [
+        "train",
+        "--data",
+        HEART,
+        "--target",
+        "num",
+        "--target-above",
+        "0",
+        "--progress",
+        "quiet",
+        "--device",
+        &device,
+        "--out",
+        d,
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        fails(&args)
+    };
+    let e = run(&["--cv", "200"]);
+    assert!(e.contains("--cv 200") && e.contains("139"), "{e}");
+    let e = run(&["--cv", "1"]);
+    assert!(e.contains("--cv") && e.contains('1'), "{e}");
+    let e = run(&["--cv", "5", "--group", "nope"]);
+    assert!(
+        e.contains("--group") && e.contains("nope") && e.contains("thal"),
+        "{e}"
+    );
+    let e = run(&["--cv", "5", "--group", "sex"]);
+    assert!(e.contains("--group") && e.contains("2 groups"), "{e}");
+    let e = run(&["--cv", "3", "--repeats", "0"]);
+    assert!(e.contains("--repeats"), "{e}");
+    assert!(!dir.exists(), "nothing written on an error");
+}
+
+#[test]
+fn audio_cross_validation_by_speaker() {
+    // The Free Spoken Digit clips are named `{digit}_{speaker}_{take}.wav`: grouped by the
+    // speaker, every fold's clips come from speakers the fold's model never heard.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("cv");
+    let device = device();
+    let args = |group: &'static str, out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--data",
+            "data/fsdd",
+            "--task",
+            "audio",
+            "--cv",
+            "2",
+            "--group",
+            group,
+            "--epochs",
+            "2",
+            "--progress",
+            "quiet",
+            "--device",
+            &device,
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let a = args("name:1", &dir);
+    let out = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.contains("grouped by `name:1`"), "{out}");
+    let cv = cv_json(&dir);
+    let folds = cv["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 2);
+    assert_eq!(
+        folds
+            .iter()
+            .map(|f| f["n_test"].as_u64().unwrap())
+            .sum::<u64>(),
+        2000
+    );
+    let bad = args("speaker", &root.path().join("bad"));
+    let e = fails(&bad.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("--group") && e.contains("name:N"), "{e}");
+}
