@@ -224,3 +224,30 @@ fn audio_cross_validation_by_speaker() {
     let e = fails(&bad.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("--group") && e.contains("name:N"), "{e}");
 }
+
+#[test]
+fn test_metrics_carry_bootstrap_intervals() {
+    // A plain run: the 61 test rows' metrics with 95 % bootstrap intervals, printed and saved,
+    // and `sora eval` reports them too.
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("m");
+    let out = train(&dir, &[]);
+    assert!(out.contains("percentile-bootstrap intervals"), "{out}");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).unwrap()).unwrap();
+    let acc = m["accuracy"].as_f64().unwrap();
+    let i = &m["intervals"]["accuracy"];
+    let (low, high) = (i["low"].as_f64().unwrap(), i["high"].as_f64().unwrap());
+    assert!(low <= acc && acc <= high && low < high, "{i}");
+    // 61 rows: a binomial standard error of about 0.05, so a 95 % interval some 0.2 wide.
+    assert!((0.1..0.35).contains(&(high - low)), "{i}");
+    assert_eq!(i["estimate"].as_f64().unwrap(), acc);
+    let eval = ok(&["eval", "--model", dir.to_str().unwrap(), "--data", HEART]);
+    assert!(eval.contains("percentile-bootstrap intervals"), "{eval}");
+    // Each fold of a cross-validation has its own.
+    let cv = root.path().join("cv");
+    train(&cv, &["--cv", "3"]);
+    for f in cv_json(&cv)["folds"].as_array().unwrap() {
+        assert!(f["metrics"]["intervals"]["auroc"]["low"].is_f64(), "{f}");
+    }
+}

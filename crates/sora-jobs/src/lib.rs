@@ -117,10 +117,21 @@ pub fn spec_summary(
 pub fn format_metrics(metrics: &sora_train::Metrics, classes: Option<&[String]>) -> String {
     use sora_train::Metrics;
     match metrics {
-        Metrics::Regression(m) => format!(
-            "loss (MSE) {:.4}\nMAE        {:.4}\nRMSE       {:.4}\nR²         {:.4}\n",
-            m.loss, m.mae, m.rmse, m.r2
-        ),
+        Metrics::Regression(m) => {
+            let i = m.intervals.as_ref();
+            let mut out = format!(
+                "loss (MSE) {:.4}\nMAE        {:.4}{}\nRMSE       {:.4}{}\nR²         {:.4}{}\n",
+                m.loss,
+                m.mae,
+                interval(i.and_then(|i| i.mae)),
+                m.rmse,
+                interval(i.and_then(|i| i.rmse)),
+                m.r2,
+                interval(i.and_then(|i| i.r2)),
+            );
+            out.push_str(&interval_note(i.and_then(|i| i.rmse.or(i.mae))));
+            out
+        }
         Metrics::Classification(m) => {
             let names: Vec<String> = (0..m.per_class.len())
                 .map(|c| {
@@ -149,18 +160,39 @@ pub fn format_metrics(metrics: &sora_train::Metrics, classes: Option<&[String]>)
                 m.per_class.iter().map(|s| s.support).sum::<usize>()
             ));
             let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+            let i = m.intervals.as_ref();
             out.push_str(&format!(
-                "accuracy {:.4}   AUROC {}   PR-AUC {}   loss {:.4}\n\n",
+                "accuracy {:.4}{}   AUROC {}{}   PR-AUC {}   loss {:.4}\n",
                 m.accuracy,
+                interval(i.and_then(|i| i.accuracy)),
                 opt(m.auroc),
+                interval(i.and_then(|i| i.auroc)),
                 opt(m.pr_auc),
                 m.loss
             ));
+            out.push_str(&interval_note(i.and_then(|i| i.accuracy)));
+            out.push('\n');
             out.push_str("confusion matrix (rows: true, columns: predicted):\n");
             out.push_str(&m.confusion_table(&names));
             out
         }
     }
+}
+
+/// ` [low, high]` of a confidence interval, or nothing.
+fn interval(i: Option<sora_train::ConfidenceInterval>) -> String {
+    i.map_or(String::new(), |i| format!(" [{:.4}, {:.4}]", i.low, i.high))
+}
+
+/// The line that says what the intervals are, when there are some.
+fn interval_note(i: Option<sora_train::ConfidenceInterval>) -> String {
+    i.map_or(String::new(), |i| {
+        format!(
+            "[{:.0} % percentile-bootstrap intervals over the rows, {} resamples]\n",
+            i.level * 100.0,
+            i.resamples
+        )
+    })
 }
 
 /// `metrics` as an [`Evaluation`] of `n` rows.

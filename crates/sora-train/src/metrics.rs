@@ -37,6 +37,10 @@ pub struct ClassificationMetrics {
     pub pr_auc: Option<f64>,
     /// `confusion[true][predicted]` counts.
     pub confusion: Vec<Vec<usize>>,
+    /// Bootstrap confidence intervals of accuracy, macro-F1, AUROC and the loss, where they
+    /// were computed ([`Metrics::with_intervals`]: the final evaluations of a run, `sora eval`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<crate::ClassificationIntervals>,
 }
 
 /// Metrics of a regressor on a data set (over all targets).
@@ -50,6 +54,10 @@ pub struct RegressionMetrics {
     pub rmse: f64,
     /// Coefficient of determination, `1 - SS_res / SS_tot` (per target, averaged).
     pub r2: f64,
+    /// Bootstrap confidence intervals of RMSE, MAE and R², where they were computed
+    /// ([`Metrics::with_intervals`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<crate::RegressionIntervals>,
 }
 
 /// Metrics of either task.
@@ -77,6 +85,38 @@ impl Metrics {
             Metrics::Classification(m) => Some(m.accuracy),
             Metrics::Regression(_) => None,
         }
+    }
+
+    /// The same metrics with 95 % percentile-bootstrap confidence intervals (1,000 resamples
+    /// of the rows, seeded, so the same rows give the same intervals) from the predictions
+    /// they were computed from (class probabilities or values, row-major) and the targets.
+    /// Intervals that cannot be computed (predictions that do not match the targets) are left
+    /// out.
+    ///
+    /// ```
+    /// use sora_train::{ClassificationMetrics, Metrics, Targets};
+    ///
+    /// let probs = [0.9, 0.1, 0.2, 0.8, 0.6, 0.4, 0.3, 0.7];
+    /// let targets = Targets::Classes { labels: vec![0, 1, 1, 1], n_classes: 2 };
+    /// let Targets::Classes { labels, .. } = &targets else { unreachable!() };
+    /// let m = Metrics::Classification(ClassificationMetrics::compute(&probs, labels, 2));
+    /// let Metrics::Classification(c) = m.with_intervals(&probs, &targets) else { unreachable!() };
+    /// let acc = c.intervals.unwrap().accuracy.unwrap();
+    /// assert!(acc.low <= c.accuracy && c.accuracy <= acc.high);
+    /// ```
+    pub fn with_intervals(mut self, predictions: &[f32], targets: &crate::Targets) -> Self {
+        let config = crate::BootstrapConfig::default();
+        match (&mut self, targets) {
+            (Metrics::Classification(m), crate::Targets::Classes { labels, n_classes }) => {
+                m.intervals =
+                    crate::classification_intervals(predictions, labels, *n_classes, &config).ok();
+            }
+            (Metrics::Regression(m), crate::Targets::Values { values, d }) => {
+                m.intervals = crate::regression_intervals(predictions, values, *d, &config).ok();
+            }
+            _ => {}
+        }
+        self
     }
 }
 
@@ -159,6 +199,7 @@ impl ClassificationMetrics {
             auroc: average(auroc),
             pr_auc: average(average_precision),
             confusion,
+            intervals: None,
         }
     }
 
@@ -295,6 +336,7 @@ impl RegressionMetrics {
             mae: abs / count,
             rmse: (sq / count).sqrt(),
             r2: r2 / d.max(1) as f64,
+            intervals: None,
         }
     }
 }

@@ -608,7 +608,8 @@ impl Trainer {
                 });
             }
             let metrics = match valid {
-                Some(v) => Some(self.evaluate(&model.valid(), v)?),
+                // Every epoch: the metrics alone, without the final evaluation's intervals.
+                Some(v) => Some(metrics_of(&self.predict(&model.valid(), v)?, v.targets())),
                 None => None,
             };
             let monitored = metrics.as_ref().map_or(train_loss, Metrics::loss);
@@ -848,7 +849,8 @@ impl Trainer {
         predict(model, data, self.config.batch_size.max(256), &self.device)
     }
 
-    /// Evaluates a model (in evaluation mode, on the trainer's device) on `data`.
+    /// Evaluates a model (in evaluation mode, on the trainer's device) on `data`, with
+    /// bootstrap confidence intervals ([`Metrics::with_intervals`]).
     pub fn evaluate<E, D>(&self, model: &Model<E>, data: &D) -> Result<Metrics, TrainError>
     where
         E: Encoder,
@@ -887,7 +889,8 @@ where
     Ok(out)
 }
 
-/// Evaluates `model` on `data` (see [`Metrics`]).
+/// Evaluates `model` on `data` (see [`Metrics`]), with bootstrap confidence intervals
+/// ([`Metrics::with_intervals`]).
 pub fn evaluate<E, D>(
     model: &Model<E>,
     data: &D,
@@ -899,14 +902,19 @@ where
     D: TrainData<Input = E::Input>,
 {
     let predictions = predict(model, data, batch_size, device)?;
-    Ok(match data.targets() {
+    Ok(metrics_of(&predictions, data.targets()).with_intervals(&predictions, data.targets()))
+}
+
+/// The metrics of `predictions` (probabilities or values, row-major) against `targets`.
+fn metrics_of(predictions: &[f32], targets: &Targets) -> Metrics {
+    match targets {
         Targets::Classes { labels, n_classes } => Metrics::Classification(
-            ClassificationMetrics::compute(&predictions, labels, *n_classes),
+            ClassificationMetrics::compute(predictions, labels, *n_classes),
         ),
         Targets::Values { values, d } => {
-            Metrics::Regression(RegressionMetrics::compute(&predictions, values, *d))
+            Metrics::Regression(RegressionMetrics::compute(predictions, values, *d))
         }
-    })
+    }
 }
 
 fn epoch_line(r: &EpochRecord, epochs: usize, improved: bool) -> String {
