@@ -9,7 +9,7 @@
 //!
 //! On an autodiff device, or where the kernels do not run ([`crate::supported`]), or for a
 //! layer without a bias, [`forward_layers`] is the layers one by one through
-//! [`forward_layer`](crate::linear::forward_layer) — the composition the tests hold it to.
+//! [`forward_layer`] — the composition the tests hold it to.
 
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, TensorMetadata};
