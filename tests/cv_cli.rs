@@ -244,6 +244,15 @@ fn test_metrics_carry_bootstrap_intervals() {
     assert_eq!(i["estimate"].as_f64().unwrap(), acc);
     let eval = ok(&["eval", "--model", dir.to_str().unwrap(), "--data", HEART]);
     assert!(eval.contains("percentile-bootstrap intervals"), "{eval}");
+    // The history records the epoch kept (which the learning curves mark) as printed.
+    let h: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("history.json")).unwrap()).unwrap();
+    let best = h["best_epoch"].as_u64().unwrap();
+    let epochs = h["epochs"].as_array().unwrap().len();
+    assert!(
+        out.contains(&format!("best epoch {best} of {epochs}")),
+        "{out}"
+    );
     // Each fold of a cross-validation has its own.
     let cv = root.path().join("cv");
     train(&cv, &["--cv", "3"]);

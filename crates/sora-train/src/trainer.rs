@@ -679,9 +679,12 @@ impl Trainer {
         } else {
             state.epochs_done
         };
+        let mut history = state.history;
+        history.best_epoch = Some(best_epoch);
+        history.stopped_early = stopped_early;
         Ok(Fitted {
             model: model.valid(),
-            history: state.history,
+            history,
             best_epoch,
             stopped_early,
         })

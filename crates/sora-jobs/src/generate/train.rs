@@ -434,6 +434,8 @@ pub(super) fn train_in(
         }
     }
     let (_, best_epoch, model) = best.expect("at least one epoch ran");
+    // Every epoch runs (no early stop); the weights kept are the best epoch's.
+    history.best_epoch = Some(best_epoch);
     let (held_loss, held_count) = evaluate(&model, &held_ids, n_streams, config.seq_len, device);
     let baselines = ngram_baselines(&train_ids, &held_ids, vocab, config.tokens);
     Ok(GenerateRun {
