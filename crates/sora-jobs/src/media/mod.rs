@@ -346,47 +346,48 @@ fn examples(
     samples: &Samples,
     group: Option<&str>,
 ) -> Result<crate::Examples> {
-    let groups =
-        match group {
-            None => None,
-            Some(key) => {
-                let field = key
-                    .strip_prefix("name:")
-                    .and_then(|n| n.parse::<usize>().ok())
-                    .ok_or_else(|| {
-                        JobError::invalid(
-                            "group",
-                            "name:N, the N-th `_`-separated part of each file name (from 0)",
-                            key,
-                        )
-                    })?;
-                let groups =
-                    samples
-                        .sources
-                        .iter()
-                        .map(|source| {
-                            let stem = Path::new(source)
-                                .file_stem()
-                                .and_then(|s| s.to_str())
-                                .unwrap_or(source);
-                            stem.split('_').nth(field).map(str::to_string).ok_or_else(|| {
-                        JobError::invalid(
-                            "group",
-                            format!("a file name with a part {field} (`_`-separated, from 0)"),
-                            source,
-                        )
-                    })
-                        })
-                        .collect::<Result<Vec<_>>>()?;
-                Some(groups)
-            }
-        };
+    let groups = match group {
+        None => None,
+        Some(key) => {
+            let field = key
+                .strip_prefix("name:")
+                .and_then(|n| n.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    JobError::invalid(
+                        "group",
+                        "name:N, the N-th `_`-separated part of each file name (from 0)",
+                        key,
+                    )
+                })?;
+            let parts = samples.sources.iter().map(|s| file_name_part(s, field));
+            Some(parts.collect::<Result<Vec<_>>>()?)
+        }
+    };
     Ok(crate::Examples {
         n: samples.len(),
         valid_fraction: config.holdout.valid_fraction,
         labels: Some(samples.labels.clone()),
         groups,
     })
+}
+
+/// The `field`-th `_`-separated part of the name (without its extension) of the file a
+/// sample came from.
+fn file_name_part(source: &str, field: usize) -> Result<String> {
+    let stem = Path::new(source)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(source);
+    stem.split('_')
+        .nth(field)
+        .map(str::to_string)
+        .ok_or_else(|| {
+            JobError::invalid(
+                "group",
+                format!("a file name with a part {field} (`_`-separated, from 0)"),
+                source,
+            )
+        })
 }
 
 fn train_samples(
