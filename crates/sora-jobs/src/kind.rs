@@ -436,8 +436,9 @@ pub struct CommonOptions {
     /// Repeats of the cross-validation, each with other folds (with `--cv`).
     #[arg(long, value_name = "R", requires = "cv")]
     pub repeats: Option<usize>,
-    /// The column (or, for folders of clips, the key) whose values are groups — a speaker, a
-    /// patient — so that no group is in two folds (with `--cv`).
+    /// What makes examples one group — a patient, a speaker — so that no group is in two
+    /// folds (with `--cv`): a column of a table, or for folders of images or clips `name:N`,
+    /// the N-th `_`-separated part of each file name (from 0).
     #[arg(long, value_name = "COL", requires = "cv")]
     pub group: Option<String>,
     /// Seed of the split, the initial weights and the shuffling.
