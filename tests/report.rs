@@ -96,6 +96,20 @@ fn explain_writes_a_report_that_renders() {
         html.contains("data:image/png;base64,iVBOR"),
         "embedded PNG charts"
     );
+    // Global importance reads from the most important column down.
+    let table = html
+        .split("<th>mean drop</th>")
+        .nth(1)
+        .expect("a permutation table");
+    let table = &table[..table.find("</table>").unwrap()];
+    let drops: Vec<f64> = table
+        .split("<td class=\"num\">")
+        .skip(1)
+        .step_by(2)
+        .map(|cell| cell[..cell.find('<').unwrap()].parse().unwrap())
+        .collect();
+    assert_eq!(drops.len(), 13, "{table}");
+    assert!(drops.windows(2).all(|w| w[0] >= w[1]), "{drops:?}");
 
     let Some(browser) = chromium() else {
         assert!(

@@ -85,6 +85,14 @@ pub struct PermutationImportance {
     pub columns: Vec<(String, f64, f64)>,
 }
 
+/// `bars` sorted by value, largest first (ties keep their order): a global importance chart
+/// reads from the most important column down.
+fn by_importance(bars: &[(String, f64)]) -> Vec<(String, f64)> {
+    let mut sorted = bars.to_vec();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    sorted
+}
+
 /// A horizontal bar chart as PNG bytes: positive values right (red: pushes the output up),
 /// negative left (blue).
 pub fn bar_chart_png(title: &str, bars: &[(String, f64)]) -> Result<Vec<u8>, ReportError> {
@@ -230,7 +238,10 @@ impl Report {
             let _ = writeln!(h, "<p><b>Sanity check:</b> {}</p>", escape(s));
         }
         h.push_str("<h2>Global importance</h2>\n");
-        let png = bar_chart_png("mean |attribution| over the explained rows", &self.mean_abs)?;
+        let png = bar_chart_png(
+            "mean |attribution| over the explained rows",
+            &by_importance(&self.mean_abs),
+        )?;
         let _ = writeln!(
             h,
             "<img alt=\"mean absolute attribution\" src=\"data:image/png;base64,{}\">",
@@ -241,6 +252,9 @@ impl Report {
             columns: perm,
         }) = &self.permutation
         {
+            let mut perm = perm.clone();
+            // Most important first, in the chart and the table (ties keep column order).
+            perm.sort_by(|a, b| b.1.total_cmp(&a.1));
             let bars: Vec<(String, f64)> = perm.iter().map(|(n, m, _)| (n.clone(), *m)).collect();
             let png = bar_chart_png(&format!("permutation importance (drop in {score})"), &bars)?;
             let _ = writeln!(
@@ -249,7 +263,7 @@ impl Report {
                 crate::base64::encode(&png)
             );
             h.push_str("<table><tr><th>column</th><th>mean drop</th><th>std</th></tr>\n");
-            for (n, m, s) in perm {
+            for (n, m, s) in &perm {
                 let _ = writeln!(
                     h,
                     "<tr><td>{}</td><td class=\"num\">{m:.4}</td><td class=\"num\">{s:.4}</td></tr>",
