@@ -13,8 +13,8 @@
 //! let trade_off = TradeOff::compute(&probs, &labels)?;
 //! assert_eq!(trade_off.curve.len(), 6);
 //! let chosen = trade_off.choose("precision>=0.9".parse::<Objective>()?)?;
-//! assert_eq!(chosen.value, 0.75);
-//! assert_eq!((chosen.precision, chosen.recall), (1.0, 2.0 / 3.0));
+//! assert_eq!(chosen.point.threshold, 0.75);
+//! assert_eq!((chosen.point.precision, chosen.point.recall), (1.0, 2.0 / 3.0));
 //! assert!(chosen.predict(0.8) && !chosen.predict(0.7));
 //! # Ok(())
 //! # }
@@ -274,24 +274,12 @@ pub struct TradeOff {
 /// A chosen decision threshold and what it gives on the rows it was chosen on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
-    /// The threshold: predict positive when the probability of class 1 is `≥` it.
-    pub value: f64,
     /// What it was chosen for.
     pub objective: Objective,
-    /// Precision at the threshold.
-    pub precision: f64,
-    /// Recall at the threshold.
-    pub recall: f64,
-    /// F1 at the threshold.
-    pub f1: f64,
-    /// Positive rows predicted positive.
-    pub true_positives: usize,
-    /// Negative rows predicted positive.
-    pub false_positives: usize,
-    /// Negative rows predicted negative.
-    pub true_negatives: usize,
-    /// Positive rows predicted negative.
-    pub false_negatives: usize,
+    /// The point of the trade-off curve chosen: the threshold (predict positive when the
+    /// probability of class 1 is `≥` it) and what it gives on the rows it was chosen on.
+    #[serde(flatten)]
+    pub point: CurvePoint,
     /// For [`Objective::Cost`], the mean cost per row; `None` otherwise.
     pub cost_per_row: Option<f64>,
     /// Rows it was chosen on.
@@ -299,9 +287,9 @@ pub struct Threshold {
 }
 
 impl Threshold {
-    /// Whether a row with probability `p` of class 1 is predicted positive (`p ≥ value`).
+    /// Whether a row with probability `p` of class 1 is predicted positive (`p ≥` the threshold).
     pub fn predict(&self, p: f32) -> bool {
-        p as f64 >= self.value
+        p as f64 >= self.point.threshold
     }
 }
 
@@ -392,7 +380,7 @@ impl TradeOff {
     /// assert!(matches!(err, ThresholdError::Unreachable { .. }));
     /// // Missing a positive costs ten false alarms: predict every row positive.
     /// let cheap = trade_off.choose("cost:1,10".parse()?)?;
-    /// assert_eq!(cheap.value, 0.25);
+    /// assert_eq!(cheap.point.threshold, 0.25);
     /// # Ok(())
     /// # }
     /// ```
@@ -439,15 +427,8 @@ impl TradeOff {
             _ => None,
         };
         Ok(Threshold {
-            value: point.threshold,
             objective,
-            precision: point.precision,
-            recall: point.recall,
-            f1: point.f1,
-            true_positives: point.true_positives,
-            false_positives: point.false_positives,
-            true_negatives: point.true_negatives,
-            false_negatives: point.false_negatives,
+            point: point.clone(),
             cost_per_row,
             rows,
         })
@@ -538,8 +519,8 @@ mod tests {
     fn max_f1() {
         // F1: 0.95 → .4, 0.85 → .667, 0.75 → .571, 0.65 → .75, 0.5 → .8, 0.3 → .727, 0.1 → .667.
         let chosen = trade_off().choose(Objective::MaxF1).unwrap();
-        assert_eq!(chosen.value, 0.5f32 as f64);
-        assert!((chosen.f1 - 0.8).abs() < 1e-12);
+        assert_eq!(chosen.point.threshold, 0.5f32 as f64);
+        assert!((chosen.point.f1 - 0.8).abs() < 1e-12);
         assert_eq!(chosen.cost_per_row, None);
         assert_eq!(chosen.rows, 8);
     }
@@ -550,23 +531,23 @@ mod tests {
         let chosen = trade_off()
             .choose(Objective::PrecisionAtLeast(0.7))
             .unwrap();
-        assert_eq!(chosen.value, 0.65f32 as f64);
-        assert_eq!((chosen.precision, chosen.recall), (0.75, 0.75));
+        assert_eq!(chosen.point.threshold, 0.65f32 as f64);
+        assert_eq!((chosen.point.precision, chosen.point.recall), (0.75, 0.75));
         // Precision 1: 0.85 and 0.95 qualify; 0.85 recalls more.
         let chosen = trade_off()
             .choose(Objective::PrecisionAtLeast(1.0))
             .unwrap();
-        assert_eq!(chosen.value, 0.85f32 as f64);
+        assert_eq!(chosen.point.threshold, 0.85f32 as f64);
     }
 
     #[test]
     fn recall_at_least() {
         // Recall 1 at 0.5 (P .667), 0.3 (P .571), 0.1 (P .5): 0.5 is the most precise.
         let chosen = trade_off().choose(Objective::RecallAtLeast(1.0)).unwrap();
-        assert_eq!(chosen.value, 0.5f32 as f64);
+        assert_eq!(chosen.point.threshold, 0.5f32 as f64);
         // Recall ≥ 0.5: 0.85 (P 1) beats 0.75 (P .667).
         let chosen = trade_off().choose(Objective::RecallAtLeast(0.5)).unwrap();
-        assert_eq!(chosen.value, 0.85f32 as f64);
+        assert_eq!(chosen.point.threshold, 0.85f32 as f64);
     }
 
     #[test]
@@ -578,7 +559,7 @@ mod tests {
                 false_negative: 5.0,
             })
             .unwrap();
-        assert_eq!(chosen.value, 0.5f32 as f64);
+        assert_eq!(chosen.point.threshold, 0.5f32 as f64);
         assert_eq!(chosen.cost_per_row, Some(2.0 / 8.0));
         // False positives only: 0.95 and 0.85 cost 0; 0.85 has the higher F1.
         let chosen = trade_off()
@@ -587,7 +568,7 @@ mod tests {
                 false_negative: 0.0,
             })
             .unwrap();
-        assert_eq!(chosen.value, 0.85f32 as f64);
+        assert_eq!(chosen.point.threshold, 0.85f32 as f64);
         assert_eq!(chosen.cost_per_row, Some(0.0));
     }
 
@@ -601,11 +582,11 @@ mod tests {
                 false_negative: 1.0,
             })
             .unwrap();
-        assert_eq!(chosen.value, 0.5f32 as f64);
+        assert_eq!(chosen.point.threshold, 0.5f32 as f64);
         // Equal scores under a constraint: precision 1 at
         // 0.95 and 0.85 under RecallAtLeast(0.25); 0.85 has the higher F1.
         let chosen = trade_off().choose(Objective::RecallAtLeast(0.25)).unwrap();
-        assert_eq!(chosen.value, 0.85f32 as f64);
+        assert_eq!(chosen.point.threshold, 0.85f32 as f64);
     }
 
     #[test]
@@ -614,7 +595,7 @@ mod tests {
         assert!(chosen.predict(0.5));
         assert!(!chosen.predict(0.499_999));
         let predicted = PROBS.iter().filter(|&&p| chosen.predict(p)).count();
-        assert_eq!(predicted, chosen.true_positives + chosen.false_positives);
+        assert_eq!(predicted, chosen.point.true_positives + chosen.point.false_positives);
     }
 
     #[test]
