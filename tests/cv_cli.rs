@@ -12,9 +12,9 @@ use common::{device, fails, ok};
 
 const HEART: &str = "data/heart_cleveland/heart_cleveland.csv";
 
-fn train(out: &Path, extra: &[&str]) -> String {
-    let device = device();
-    let mut args = vec![
+/// `sora train` on the heart-disease table into `out`, with `extra` options.
+fn train_args(out: &Path, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = [
         "train",
         "--data",
         HEART,
@@ -25,12 +25,19 @@ fn train(out: &Path, extra: &[&str]) -> String {
         "--progress",
         "quiet",
         "--device",
-        &device,
+        &device(),
         "--out",
         out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    ok(&args)
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
+}
+
+fn train(out: &Path, extra: &[&str]) -> String {
+    let args = train_args(out, extra);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 fn cv_json(dir: &Path) -> serde_json::Value {
@@ -139,27 +146,9 @@ fn grouped_cross_validation_keeps_each_group_in_one_fold() {
 fn bad_cross_validation_options_are_typed_errors() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("m");
-    let d = dir.to_str().unwrap();
-    let device = device();
-    let base = [
-        "train",
-        "--data",
-        HEART,
-        "--target",
-        "num",
-        "--target-above",
-        "0",
-        "--progress",
-        "quiet",
-        "--device",
-        &device,
-        "--out",
-        d,
-    ];
     let run = |extra: &[&str]| {
-        let mut args = base.to_vec();
-        args.extend_from_slice(extra);
-        fails(&args)
+        let args = train_args(&dir, extra);
+        fails(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let e = run(&["--cv", "200"]);
     assert!(e.contains("--cv 200") && e.contains("139"), "{e}");

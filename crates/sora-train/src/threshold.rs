@@ -595,7 +595,10 @@ mod tests {
         assert!(chosen.predict(0.5));
         assert!(!chosen.predict(0.499_999));
         let predicted = PROBS.iter().filter(|&&p| chosen.predict(p)).count();
-        assert_eq!(predicted, chosen.point.true_positives + chosen.point.false_positives);
+        assert_eq!(
+            predicted,
+            chosen.point.true_positives + chosen.point.false_positives
+        );
     }
 
     #[test]
