@@ -196,13 +196,7 @@ impl CvReport {
     /// Writes the report as JSON to `path`, atomically (a temporary file renamed over it).
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("a CV report serialises");
-        let tmp = path.with_extension("json.tmp");
-        let io = |e: std::io::Error| JobError::Io {
-            file: path.to_path_buf(),
-            source: e,
-        };
-        std::fs::write(&tmp, json).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        sora_core::weights::write_atomic(path, &json).map_err(JobError::io(path))
     }
 }
 

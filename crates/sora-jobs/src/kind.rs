@@ -238,11 +238,6 @@ impl RunContext {
         self
     }
 
-    /// The parts of the data: the fixed ones if the caller gave them, else `holdout()`.
-    pub fn split_or(&self, holdout: impl FnOnce() -> sora_data::Split) -> sora_data::Split {
-        self.split.clone().unwrap_or_else(holdout)
-    }
-
     /// A run on one device that prints nothing of its own.
     pub fn quiet(device: Device) -> Self {
         Self {
