@@ -193,10 +193,14 @@ impl CvReport {
         out
     }
 
+    /// The report as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("a CV report serialises")
+    }
+
     /// Writes the report as JSON to `path`, atomically (a temporary file renamed over it).
     pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self).expect("a CV report serialises");
-        sora_core::weights::write_atomic(path, &json).map_err(JobError::io(path))
+        sora_core::weights::write_atomic(path, &self.to_json()).map_err(JobError::io(path))
     }
 }
 
@@ -253,6 +257,9 @@ pub struct CvRun {
     pub report: CvReport,
     /// The final model's run.
     pub model: Box<dyn Trained>,
+    /// Out-of-fold predictions of the first repeat (every example once, predicted by the
+    /// fold's model that never saw it), what the final model's decision is fitted on.
+    pub out_of_fold: crate::decision::HeldOut,
 }
 
 impl Trained for CvRun {
@@ -267,12 +274,21 @@ impl Trained for CvRun {
 
     /// The final model's directory, with the report as [`CV_FILE`] in it.
     fn save(&self, dir: &Path) -> Result<()> {
-        self.model.save(dir)?;
-        self.report.write(&dir.join(CV_FILE))
+        self.save_with(dir, &[])
+    }
+
+    fn save_with(&self, dir: &Path, extra: &[(String, Vec<u8>)]) -> Result<()> {
+        let mut files = extra.to_vec();
+        files.push((CV_FILE.into(), self.report.to_json()));
+        self.model.save_with(dir, &files)
     }
 
     fn test_metrics(&self) -> Option<&Metrics> {
         None
+    }
+
+    fn held_out(&self) -> crate::decision::HeldOut {
+        self.out_of_fold.clone()
     }
 }
 
@@ -293,6 +309,8 @@ where
     let all = folds(&examples, options)?;
     let labels = examples.labels.as_deref();
     let mut results = Vec::new();
+    let mut out_of_fold = Vec::new();
+    let mut classes = None;
     let total = all.iter().count();
     for r in 0..all.n_repeats() {
         for (f, fold) in all.repeat(r).unwrap_or_default().iter().enumerate() {
@@ -322,6 +340,11 @@ where
             let metrics = run.test_metrics().cloned().ok_or_else(|| {
                 JobError::invalid("cv", "a kind whose runs report test metrics", K::NAME)
             })?;
+            if r == 0 {
+                let held = run.held_out();
+                classes = held.classes;
+                out_of_fold.extend(held.test);
+            }
             results.push(FoldResult {
                 repeat: r,
                 fold: f,
@@ -348,8 +371,15 @@ where
         test: Vec::new(),
     });
     let model = K::train(config, data.clone(), &final_ctx)?;
+    let out_of_fold = crate::decision::HeldOut {
+        fit: crate::decision::Scored::concat(&out_of_fold),
+        fit_name: "the out-of-fold predictions of the cross-validation".into(),
+        test: None,
+        classes,
+    };
     Ok(CvRun {
         report,
         model: Box::new(model),
+        out_of_fold,
     })
 }

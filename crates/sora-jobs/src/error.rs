@@ -31,6 +31,15 @@ pub enum JobError {
     /// A model directory's manifest is unreadable, newer, or disagrees with the directory.
     #[error(transparent)]
     Manifest(#[from] sora_train::ManifestError),
+    /// A decision threshold could not be parsed or chosen.
+    #[error(transparent)]
+    Threshold(#[from] sora_train::ThresholdError),
+    /// Conformal prediction could not be calibrated or applied.
+    #[error(transparent)]
+    Conformal(#[from] sora_train::ConformalError),
+    /// Probabilities could not be calibrated.
+    #[error(transparent)]
+    Calibration(#[from] sora_train::CalibrationError),
     /// An option of a job or a verb is out of range.
     #[error("{field}: expected {expected}, found {found}")]
     InvalidOption {

@@ -12,6 +12,7 @@ use sora_train::{
     CheckpointEvery, Metrics, OptimizerConfig, Parallel, Progress, TrainConfig, Trainer,
 };
 
+use crate::decision::HeldOut;
 use crate::{JobError, Model, Result};
 
 /// Smallest decrease of the validation loss that counts as an improvement, for every kind
@@ -120,6 +121,70 @@ pub trait Trained {
     fn test_metrics(&self) -> Option<&Metrics> {
         None
     }
+
+    /// The run's held-out predictions (validation and test parts), which calibration,
+    /// thresholds and conformal sets are fitted on and checked with
+    /// ([`Decision`](crate::decision::Decision)); none by default.
+    fn held_out(&self) -> HeldOut {
+        HeldOut::default()
+    }
+
+    /// [`save`](Self::save), with `extra` files (name, bytes) written into the directory
+    /// too, all in one replacement of the directory.
+    ///
+    /// The default saves the run into a sibling directory first, then moves its files and
+    /// the extra ones into the directory's replacement; a crash leaves the old directory (or
+    /// the new one, whole) in place.
+    fn save_with(&self, dir: &Path, extra: &[(String, Vec<u8>)]) -> Result<()> {
+        if extra.is_empty() {
+            return self.save(dir);
+        }
+        save_with_files(dir, |staging| self.save(staging), extra)
+    }
+}
+
+/// Writes a model directory at `dir` in one replacement: `save` writes a complete model
+/// directory (with its manifest) at the path it is given, `extra` files are added to it.
+pub(crate) fn save_with_files(
+    dir: &Path,
+    save: impl FnOnce(&Path) -> Result<()>,
+    extra: &[(String, Vec<u8>)],
+) -> Result<()> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).map_err(JobError::io(&parent))?;
+    let parts = parent.join(format!(".{name}.parts{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&parts);
+    let result = save(&parts).and_then(|()| {
+        let manifest = sora_train::Manifest::read(&parts)?
+            .ok_or_else(|| JobError::NotAModel { dir: parts.clone() })?;
+        sora_train::ModelDir::new(dir).save_with(&manifest, |staging| {
+            let entries = std::fs::read_dir(&parts).map_err(sora_train::TrainError::io(&parts))?;
+            for entry in entries {
+                let entry = entry.map_err(sora_train::TrainError::io(&parts))?;
+                if entry.file_name() == sora_train::MANIFEST_FILE {
+                    continue;
+                }
+                let to = staging.join(entry.file_name());
+                std::fs::rename(entry.path(), &to).map_err(sora_train::TrainError::io(&to))?;
+            }
+            for (file, bytes) in extra {
+                let path = staging.join(file);
+                sora_core::weights::write_atomic(&path, bytes)
+                    .map_err(sora_train::TrainError::io(&path))?;
+            }
+            Ok(())
+        })?;
+        Ok(())
+    });
+    let _ = std::fs::remove_dir_all(&parts);
+    result
 }
 
 /// Where a run's data is: the command line's `--data`, `--labels`, `--text`, `--target`.
@@ -436,6 +501,22 @@ pub struct CommonOptions {
     /// the N-th `_`-separated part of each file name (from 0).
     #[arg(long, value_name = "COL", requires = "cv")]
     pub group: Option<String>,
+    /// Calibration of a classifier's probabilities, fitted on the validation part (or on
+    /// out-of-fold predictions after `--cv`): `auto` (temperature scaling when there is a
+    /// validation part), `none`, `temperature`, or `platt` (two classes).
+    #[arg(long, value_name = "METHOD")]
+    pub calibration: Option<String>,
+    /// A decision threshold for a two-class model, chosen on the validation part's
+    /// calibrated probabilities and used by predict and serve: `f1` (the best F1),
+    /// `precision>=P` (the best recall at that precision), `recall>=R`, or `cost:FP,FN` (the
+    /// lowest cost of false positives and negatives).
+    #[arg(long, value_name = "OBJECTIVE")]
+    pub threshold: Option<String>,
+    /// Conformal prediction at this coverage (in (0, 1), e.g. 0.9): predict and serve give
+    /// each row a set of classes, or an interval around its value, that holds the truth with
+    /// this probability; calibrated on the validation part, checked on the test part.
+    #[arg(long, value_name = "C", allow_negative_numbers = true)]
+    pub coverage: Option<f64>,
     /// Seed of the split, the initial weights and the shuffling.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,
@@ -453,6 +534,16 @@ impl CommonOptions {
             text: self.text.clone(),
             target: self.target.clone(),
         }
+    }
+
+    /// The decision options (`--calibration`, `--threshold`, `--coverage`), parsed and
+    /// checked.
+    pub fn decision(&self) -> Result<crate::decision::DecisionOptions> {
+        crate::decision::DecisionOptions::parse(
+            self.calibration.as_deref(),
+            self.threshold.as_deref(),
+            self.coverage,
+        )
     }
 
     /// Applies the loop options (epochs, batch size, learning rate, optimizer, patience,

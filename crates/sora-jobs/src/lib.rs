@@ -53,6 +53,7 @@
 
 pub mod base64;
 pub mod cv;
+pub mod decision;
 mod error;
 pub mod explain;
 pub mod generate;

@@ -394,6 +394,13 @@ pub enum Outputs {
         classes: Vec<String>,
         /// The probabilities.
         probabilities: Vec<f32>,
+        /// The class each row is given, when a decision threshold decides it (otherwise the
+        /// most probable class).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        labels: Option<Vec<usize>>,
+        /// Each row's conformal prediction set (class indices), when the model has one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sets: Option<Vec<Vec<usize>>>,
     },
     /// Real values, `names.len()` per row, row-major.
     Values {
@@ -401,6 +408,10 @@ pub enum Outputs {
         names: Vec<String>,
         /// The values.
         values: Vec<f32>,
+        /// Each value's conformal interval `[lower, upper]`, row-major like the values, when
+        /// the model has them.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        intervals: Option<Vec<[f32; 2]>>,
     },
     /// Predicted ratings of (user, item) pairs.
     Ratings {
@@ -416,15 +427,64 @@ pub enum Outputs {
 }
 
 impl Outputs {
+    /// Class probabilities as a model gives them (no threshold, no sets).
+    pub fn classes(classes: Vec<String>, probabilities: Vec<f32>) -> Self {
+        Outputs::Classes {
+            classes,
+            probabilities,
+            labels: None,
+            sets: None,
+        }
+    }
+
+    /// Values as a model gives them (no intervals).
+    pub fn values(names: Vec<String>, values: Vec<f32>) -> Self {
+        Outputs::Values {
+            names,
+            values,
+            intervals: None,
+        }
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         match self {
             Outputs::Classes {
                 classes,
                 probabilities,
+                ..
             } => probabilities.len() / classes.len().max(1),
-            Outputs::Values { names, values } => values.len() / names.len().max(1),
+            Outputs::Values { names, values, .. } => values.len() / names.len().max(1),
             Outputs::Ratings { ratings, .. } => ratings.len(),
+        }
+    }
+
+    /// The numbers predicted, row-major: class probabilities, values, or ratings.
+    pub fn predictions(&self) -> &[f32] {
+        match self {
+            Outputs::Classes { probabilities, .. } => probabilities,
+            Outputs::Values { values, .. } => values,
+            Outputs::Ratings { ratings, .. } => ratings,
+        }
+    }
+
+    /// The class row `i` is given: the threshold's decision when there is one, else the most
+    /// probable class. `None` for outputs that are not classes.
+    pub fn label(&self, i: usize) -> Option<usize> {
+        match self {
+            Outputs::Classes {
+                classes,
+                probabilities,
+                labels,
+                ..
+            } => Some(match labels {
+                Some(l) => l[i],
+                None => {
+                    let k = classes.len();
+                    sora_train::argmax(&probabilities[i * k..(i + 1) * k])
+                }
+            }),
+            _ => None,
         }
     }
 
@@ -439,18 +499,28 @@ impl Outputs {
             Outputs::Classes {
                 classes,
                 probabilities,
+                labels,
+                sets,
             } => {
                 let k = classes.len();
                 Outputs::Classes {
                     classes: classes.clone(),
                     probabilities: probabilities[range.start * k..range.end * k].to_vec(),
+                    labels: labels.as_ref().map(|l| l[range.clone()].to_vec()),
+                    sets: sets.as_ref().map(|s| s[range.clone()].to_vec()),
                 }
             }
-            Outputs::Values { names, values } => {
+            Outputs::Values {
+                names,
+                values,
+                intervals,
+            } => {
                 let k = names.len();
+                let rows = range.start * k..range.end * k;
                 Outputs::Values {
                     names: names.clone(),
-                    values: values[range.start * k..range.end * k].to_vec(),
+                    values: values[rows.clone()].to_vec(),
+                    intervals: intervals.as_ref().map(|i| i[rows].to_vec()),
                 }
             }
             Outputs::Ratings {
@@ -467,8 +537,10 @@ impl Outputs {
         }
     }
 
-    /// Row `i` as the JSON object a server answers with: `{"label", "probabilities"}` for
-    /// classes, `{"value"}` (one value) or `{"values"}`, `{"user", "item", "rating",
+    /// Row `i` as the JSON object a server answers with: `{"label", "probability",
+    /// "probabilities"}` for classes (`probability`: the label's; `"set"`: the conformal
+    /// prediction set, when the model has one), `{"value"}` (one value) or `{"values"}` (with
+    /// `"interval"` or `"intervals"` when the model has them), `{"user", "item", "rating",
     /// "fallback"}` for ratings.
     pub fn row_json(&self, i: usize) -> serde_json::Value {
         use serde_json::json;
@@ -476,19 +548,42 @@ impl Outputs {
             Outputs::Classes {
                 classes,
                 probabilities,
+                sets,
+                ..
             } => {
                 let k = classes.len();
                 let p = &probabilities[i * k..(i + 1) * k];
-                json!({"label": classes[sora_train::argmax(p)], "probabilities": p})
+                let label = self.label(i).unwrap_or(0);
+                let mut row = json!({
+                    "label": classes[label], "probability": p[label], "probabilities": p
+                });
+                if let Some(sets) = sets {
+                    let set: Vec<&String> = sets[i].iter().map(|&c| &classes[c]).collect();
+                    row["set"] = json!(set);
+                }
+                row
             }
-            Outputs::Values { names, values } => {
+            Outputs::Values {
+                names,
+                values,
+                intervals,
+            } => {
                 let k = names.len();
                 let v = &values[i * k..(i + 1) * k];
-                if k == 1 {
+                let mut row = if k == 1 {
                     json!({"value": v[0]})
                 } else {
                     json!({"values": v})
+                };
+                if let Some(intervals) = intervals {
+                    let iv = &intervals[i * k..(i + 1) * k];
+                    if k == 1 {
+                        row["interval"] = json!(iv[0]);
+                    } else {
+                        row["intervals"] = json!(iv);
+                    }
                 }
+                row
             }
             Outputs::Ratings {
                 users,
@@ -536,47 +631,84 @@ impl Predictions {
     }
 
     /// The predictions as CSV: `key,prediction,p_<class>…` for classes (probabilities with
-    /// 6 decimals), `key,prediction` (or `prediction_<name>…`) for values,
-    /// `row,user,item,rating,fallback` for ratings (4 decimals). Fields are quoted when
-    /// they must be.
+    /// 6 decimals; the prediction is the threshold's decision when the model has one, and a
+    /// last `set` column lists the conformal prediction set, `|`-separated, when it has
+    /// one), `key,prediction` (or `prediction_<name>…`) for values (then `lower,upper`, or
+    /// `lower_<name>,upper_<name>…`, with conformal intervals), `row,user,item,rating,fallback`
+    /// for ratings (4 decimals). Fields are quoted when they must be.
     pub fn to_csv(&self) -> String {
         let mut text = format!("{},", self.key);
         match &self.outputs {
             Outputs::Classes {
                 classes,
                 probabilities,
+                sets,
+                ..
             } => {
                 text.push_str("prediction");
                 for c in classes {
                     text.push(',');
                     text.push_str(&csv_field(&format!("p_{c}")));
                 }
+                if sets.is_some() {
+                    text.push_str(",set");
+                }
                 text.push('\n');
-                for (key, p) in self.keys.iter().zip(probabilities.chunks(classes.len())) {
+                let rows = self.keys.iter().zip(probabilities.chunks(classes.len()));
+                for (i, (key, p)) in rows.enumerate() {
                     text.push_str(&csv_field(key));
                     text.push(',');
-                    text.push_str(&csv_field(&classes[sora_train::argmax(p)]));
+                    let label = self.outputs.label(i).unwrap_or(0);
+                    text.push_str(&csv_field(&classes[label]));
                     for v in p {
                         text.push_str(&format!(",{v:.6}"));
+                    }
+                    if let Some(sets) = sets {
+                        let set: Vec<&str> = sets[i].iter().map(|&c| classes[c].as_str()).collect();
+                        text.push(',');
+                        text.push_str(&csv_field(&set.join("|")));
                     }
                     text.push('\n');
                 }
             }
-            Outputs::Values { names, values } => {
-                if names.len() == 1 {
-                    text.push_str("prediction");
+            Outputs::Values {
+                names,
+                values,
+                intervals,
+            } => {
+                let header: Vec<String> = if names.len() == 1 {
+                    vec!["prediction".into()]
                 } else {
-                    let header: Vec<String> = names
+                    names
                         .iter()
                         .map(|n| csv_field(&format!("prediction_{n}")))
-                        .collect();
-                    text.push_str(&header.join(","));
+                        .collect()
+                };
+                text.push_str(&header.join(","));
+                if intervals.is_some() {
+                    if names.len() == 1 {
+                        text.push_str(",lower,upper");
+                    } else {
+                        for n in names {
+                            text.push_str(&format!(
+                                ",{},{}",
+                                csv_field(&format!("lower_{n}")),
+                                csv_field(&format!("upper_{n}"))
+                            ));
+                        }
+                    }
                 }
                 text.push('\n');
-                for (key, v) in self.keys.iter().zip(values.chunks(names.len().max(1))) {
+                let k = names.len().max(1);
+                for (i, (key, v)) in self.keys.iter().zip(values.chunks(k)).enumerate() {
                     text.push_str(&csv_field(key));
                     for x in v {
                         text.push_str(&format!(",{x}"));
+                    }
+                    if let Some(intervals) = intervals {
+                        for [lower, upper] in &intervals[i * k..(i + 1) * k] {
+                            text.push_str(&format!(",{lower},{upper}"));
+                        }
                     }
                     text.push('\n');
                 }
@@ -651,6 +783,13 @@ pub trait Model: Send + Sync + Debug {
             outputs,
             notes: batch.notes,
         })
+    }
+
+    /// The rows of labelled `input` prepared for [`score`](Self::score), with their targets
+    /// (what [`evaluate`](Self::evaluate) scores against).
+    fn labelled(&self, input: &Input) -> Result<(Batch, sora_train::Targets)> {
+        let _ = input;
+        Err(self.unsupported(Verb::Evaluate))
     }
 
     /// Scores on labelled data.

@@ -73,19 +73,23 @@ impl<K: Kind> AnyKind for Entry<K> {
         })?;
         let config = K::configure(K::Config::default(), common, options)?;
         config.check()?;
+        let decision = common.decision()?;
         let data = K::load_data(&config, &common.source(), ctx)?;
-        if let Some(k) = common.cv {
-            let options = crate::cv::CvOptions {
-                k,
-                repeats: common.repeats.unwrap_or(1),
-                group: common.group.clone(),
-                seed: common.seed,
-            };
-            return Ok(Box::new(crate::cv::cross_validate::<K>(
-                &config, &data, &options, ctx,
-            )?));
-        }
-        Ok(Box::new(K::train(&config, data, ctx)?))
+        let run: Box<dyn Trained> = match common.cv {
+            Some(k) => {
+                let options = crate::cv::CvOptions {
+                    k,
+                    repeats: common.repeats.unwrap_or(1),
+                    group: common.group.clone(),
+                    seed: common.seed,
+                };
+                Box::new(crate::cv::cross_validate::<K>(
+                    &config, &data, &options, ctx,
+                )?)
+            }
+            None => Box::new(K::train(&config, data, ctx)?),
+        };
+        crate::decision::Finished::new(run, &decision)
     }
 
     fn load(&self, dir: &Path, device: &Device) -> Result<Box<dyn Model>> {
@@ -296,7 +300,10 @@ impl Registry {
             },
             other => other,
         })?;
-        let model = kind.load(dir, device).map_err(|e| with_dir(e, dir))?;
+        let mut model = kind.load(dir, device).map_err(|e| with_dir(e, dir))?;
+        if let Some(decision) = crate::decision::Decision::read(dir)? {
+            model = Box::new(crate::decision::Decided::new(model, decision));
+        }
         Ok(Loaded {
             model,
             kind: kind.name(),

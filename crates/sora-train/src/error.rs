@@ -165,7 +165,8 @@ pub enum TrainError {
 }
 
 impl TrainError {
-    pub(crate) fn io(file: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
+    /// An I/O error on `file`, for `map_err`.
+    pub fn io(file: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> TrainError {
         let file = file.into();
         move |source| TrainError::Io { file, source }
     }

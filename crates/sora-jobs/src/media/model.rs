@@ -399,10 +399,36 @@ impl crate::Model for MediaModel {
                 expected: "standardised samples".into(),
             });
         };
-        Ok(Outputs::Classes {
-            classes: self.input.classes.clone(),
-            probabilities: self.forward(values.clone())?,
-        })
+        Ok(Outputs::classes(
+            self.input.classes.clone(),
+            self.forward(values.clone())?,
+        ))
+    }
+
+    fn labelled(&self, input: &Input) -> Result<(Batch, sora_train::Targets)> {
+        let mut samples = self.samples(input)?;
+        if samples.classes.is_empty() {
+            return Err(MediaError::Unlabelled {
+                what: input.describe(),
+            }
+            .into());
+        }
+        let targets = sora_train::Targets::Classes {
+            labels: samples.labels.clone(),
+            n_classes: self.input.classes.len(),
+        };
+        self.input.normalize(&mut samples);
+        let batch = Batch {
+            key: "source",
+            keys: samples.sources,
+            rows: Rows::Dense {
+                d: samples.shape.iter().product(),
+                values: samples.values,
+            },
+            notes: Vec::new(),
+            drift: None,
+        };
+        Ok((batch, targets))
     }
 
     fn evaluate(&self, input: &Input) -> Result<Evaluation> {

@@ -15,6 +15,7 @@ use super::{
     ConvSpec, INPUT_FILE, InputPipeline, LoadOptions, MediaError, MediaModel, Samples, SavedInput,
     default_spec,
 };
+use crate::decision::{HeldOut, Scored};
 use crate::kind::{Holdout, RunContext, Trained};
 use crate::{EARLY_STOPPING_MIN_DELTA, Result};
 
@@ -86,6 +87,8 @@ pub struct MediaRun {
     pub input: SavedInput,
     /// The training config as run.
     pub train_config: TrainConfig,
+    /// Predictions of the validation and test samples.
+    pub held_out: HeldOut,
 }
 
 /// Splits `samples` (stratified, seeded by the training seed) and runs [`train_split`].
@@ -241,6 +244,10 @@ fn split_in(
         best_epoch: report.best_epoch,
         stopped_early: report.stopped_early,
         test: report.test,
+        held_out: HeldOut {
+            classes: Some(input.classes.clone()),
+            ..report.held_out
+        },
         input,
         train_config,
     })
@@ -311,6 +318,7 @@ struct FitReport {
     best_epoch: usize,
     stopped_early: bool,
     test: Option<Metrics>,
+    held_out: HeldOut,
 }
 
 fn fit<S, const D: usize>(
@@ -331,10 +339,20 @@ where
     }
     let valid = valid.map(|v| data_for::<D>(v, n_classes)).transpose()?;
     let fitted = trainer.fit_or_resume(trainer.init(spec), &train, valid.as_ref())?;
+    let valid = valid
+        .as_ref()
+        .map(|v| Scored::of(trainer, &fitted.model, v))
+        .transpose()?;
     let test = match test.is_empty() {
         true => None,
-        false => Some(trainer.evaluate(&fitted.model, &data_for::<D>(test, n_classes)?)?),
+        false => Some(Scored::of(
+            trainer,
+            &fitted.model,
+            &data_for::<D>(test, n_classes)?,
+        )?),
     };
+    let held_out = HeldOut::parts(valid, test);
+    let test = held_out.test.as_ref().map(Scored::metrics);
     let Fitted {
         model,
         history,
@@ -346,6 +364,7 @@ where
         best_epoch,
         stopped_early,
         test,
+        held_out,
     };
     Ok((model, report))
 }
@@ -423,5 +442,9 @@ impl Trained for MediaRun {
 
     fn test_metrics(&self) -> Option<&sora_train::Metrics> {
         self.test.as_ref()
+    }
+
+    fn held_out(&self) -> crate::decision::HeldOut {
+        self.held_out.clone()
     }
 }

@@ -208,18 +208,10 @@ impl TabularModel {
             &self.device,
         )?)
     }
-}
-
-impl crate::Model for TabularModel {
-    fn info(&self) -> &ModelInfo {
-        &self.info
-    }
-
-    fn prepare(&self, input: &Input) -> Result<Batch> {
-        let table = input.table(Tabular::NAME)?;
+    /// The batch of transformed rows of `table` (with notes on unseen categories and drift).
+    fn batch(&self, table: &Table, t: sora_data::Transformed) -> Result<Batch> {
         let rows: Vec<usize> = (0..table.n_rows()).collect();
-        let t = self.pipeline.transform(&table, &rows)?;
-        let drift = self.pipeline.drift(&table, &rows)?;
+        let drift = self.pipeline.drift(table, &rows)?;
         let mut notes = Vec::new();
         if t.unseen_categories > 0 {
             notes.push(format!(
@@ -240,6 +232,34 @@ impl crate::Model for TabularModel {
             drift: Some(drift),
         })
     }
+}
+
+impl crate::Model for TabularModel {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn prepare(&self, input: &Input) -> Result<Batch> {
+        let table = input.table(Tabular::NAME)?;
+        let rows: Vec<usize> = (0..table.n_rows()).collect();
+        self.batch(&table, self.pipeline.transform(&table, &rows)?)
+    }
+
+    fn labelled(&self, input: &Input) -> Result<(Batch, sora_train::Targets)> {
+        let table = input.table(Tabular::NAME)?;
+        let rows: Vec<usize> = (0..table.n_rows()).collect();
+        let t = self.pipeline.transform(&table, &rows)?;
+        let n_classes = self.pipeline.classes().map(<[String]>::len);
+        let data = to_tabular(
+            t.clone(),
+            n_classes,
+            (table.source(), self.pipeline.target()),
+        )?;
+        Ok((
+            self.batch(&table, t)?,
+            sora_train::TrainData::targets(&data).clone(),
+        ))
+    }
 
     fn score(&self, batch: &Batch) -> Result<Outputs> {
         let Rows::Dense { values, .. } = &batch.rows else {
@@ -251,14 +271,8 @@ impl crate::Model for TabularModel {
         };
         let flat = self.forward(values.clone())?;
         Ok(match &self.info.output {
-            OutputKind::Classes { classes } => Outputs::Classes {
-                classes: classes.clone(),
-                probabilities: flat,
-            },
-            OutputKind::Values { names } => Outputs::Values {
-                names: names.clone(),
-                values: flat,
-            },
+            OutputKind::Classes { classes } => Outputs::classes(classes.clone(), flat),
+            OutputKind::Values { names } => Outputs::values(names.clone(), flat),
             _ => unreachable!("a tabular model outputs classes or values"),
         })
     }

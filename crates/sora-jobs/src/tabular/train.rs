@@ -14,6 +14,7 @@ use sora_train::{Fitted, Metrics, ModelDir, TabularData, Targets, TrainConfig, T
 use super::{
     ClassWeights, PIPELINE_FILE, TabularConfig, TabularError, TabularModel, default_hidden,
 };
+use crate::decision::{HeldOut, Scored};
 use crate::kind::{RunContext, Trained};
 use crate::{JobConfig, Result};
 
@@ -37,6 +38,8 @@ pub struct TabularRun {
     pub class_weights: Option<Vec<f32>>,
     /// The training config as run (with the class weights filled in).
     pub train_config: TrainConfig,
+    /// Predictions of the validation and test rows.
+    pub held_out: HeldOut,
 }
 
 /// The transformed rows as training data: classes or values, as the pipeline's task says.
@@ -268,10 +271,13 @@ pub(super) fn train_in(
     let trainer = ctx.trainer("train", train_config.clone())?;
     let fitted =
         trainer.fit_or_resume(trainer.init(&spec), &prepared.train, Some(&prepared.valid))?;
-    let test = match prepared.test.is_empty() {
-        true => None,
-        false => Some(trainer.evaluate(&fitted.model, &prepared.test)?),
+    let score = |part: &TabularData| match part.is_empty() {
+        true => Ok(None),
+        false => Scored::of(&trainer, &fitted.model, part).map(Some),
     };
+    let mut held_out = HeldOut::parts(score(&prepared.valid)?, score(&prepared.test)?);
+    held_out.classes = prepared.pipeline.classes().map(<[String]>::to_vec);
+    let test = held_out.test.as_ref().map(Scored::metrics);
     Ok(TabularRun {
         schema: prepared.schema,
         pipeline: prepared.pipeline,
@@ -281,6 +287,7 @@ pub(super) fn train_in(
         split: prepared.split,
         class_weights: train_config.loss.class_weights.clone(),
         train_config,
+        held_out,
     })
 }
 
@@ -314,6 +321,10 @@ impl Trained for TabularRun {
 
     fn test_metrics(&self) -> Option<&Metrics> {
         self.test.as_ref()
+    }
+
+    fn held_out(&self) -> HeldOut {
+        self.held_out.clone()
     }
 }
 

@@ -190,10 +190,26 @@ impl crate::Model for TextModel {
                 expected: "documents".into(),
             });
         };
-        Ok(Outputs::Classes {
-            classes: self.text.classes.clone(),
-            probabilities: TextModel::predict(self, texts)?,
-        })
+        Ok(Outputs::classes(
+            self.text.classes.clone(),
+            TextModel::predict(self, texts)?,
+        ))
+    }
+
+    fn labelled(&self, input: &Input) -> crate::Result<(Batch, sora_train::Targets)> {
+        let docs = self.load_table(&input.table(Text::NAME)?, true)?;
+        let targets = sora_train::Targets::Classes {
+            labels: docs.labels.clone(),
+            n_classes: self.text.classes.len(),
+        };
+        let batch = Batch {
+            key: "row",
+            keys: (1..=docs.len()).map(|r| r.to_string()).collect(),
+            rows: Rows::Texts(docs.texts),
+            notes: Vec::new(),
+            drift: None,
+        };
+        Ok((batch, targets))
     }
 
     fn evaluate(&self, input: &Input) -> crate::Result<Evaluation> {

@@ -2,6 +2,7 @@
 
 #[allow(unused_imports)]
 use super::*;
+use crate::decision::{HeldOut, Scored};
 
 /// The encoder architecture of the default model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -181,6 +182,8 @@ pub struct TextRun {
     pub split: Split,
     /// Training documents cut to the sequence length.
     pub truncated: usize,
+    /// Predictions of the validation and test documents.
+    pub held_out: HeldOut,
 }
 
 /// The stratified, seeded split [`train`] uses.
@@ -270,9 +273,13 @@ pub(super) fn train_in(
     }
     let trainer = ctx.trainer("train", train_config.clone())?;
     let fitted = trainer.fit_or_resume(trainer.init(&checked), &train_data, valid_data.as_ref())?;
-    let test = test_data
-        .map(|t| trainer.evaluate(&fitted.model, &t))
-        .transpose()?;
+    let score = |part: Option<TokenData>| {
+        part.map(|p| Scored::of(&trainer, &fitted.model, &p))
+            .transpose()
+    };
+    let mut held_out = HeldOut::parts(score(valid_data)?, score(test_data)?);
+    held_out.classes = Some(data.classes.clone());
+    let test = held_out.test.as_ref().map(Scored::metrics);
     let Fitted {
         model,
         history,
@@ -290,6 +297,7 @@ pub(super) fn train_in(
         train_config,
         split,
         truncated,
+        held_out,
     })
 }
 
@@ -346,5 +354,9 @@ impl Trained for TextRun {
 
     fn test_metrics(&self) -> Option<&sora_train::Metrics> {
         self.test.as_ref()
+    }
+
+    fn held_out(&self) -> crate::decision::HeldOut {
+        self.held_out.clone()
     }
 }
