@@ -32,6 +32,11 @@ pub struct CvOptions {
     pub group: Option<String>,
     /// Seed of the folds (repeat `r` deals with its own seed derived from it).
     pub seed: u64,
+    /// Models per run: 1, or an ensemble of this many seeds (`--ensemble`).
+    pub members: usize,
+    /// Whether the final model is the first repeat's fold models as an ensemble
+    /// (`--cv-ensemble`) rather than a model refitted on every example.
+    pub fold_ensemble: bool,
 }
 
 /// The metrics of one fold.
@@ -257,6 +262,8 @@ pub struct CvRun {
     pub report: CvReport,
     /// The final model's run.
     pub model: Box<dyn Trained>,
+    /// Whether the final model is the fold models' ensemble (else refitted on every example).
+    pub fold_ensemble: bool,
     /// Out-of-fold predictions of the first repeat (every example once, predicted by the
     /// fold's model that never saw it), what the final model's decision is fitted on.
     pub out_of_fold: crate::decision::HeldOut,
@@ -264,9 +271,12 @@ pub struct CvRun {
 
 impl Trained for CvRun {
     fn report(&self) -> String {
+        let final_model = match self.fold_ensemble {
+            true => "the fold models' ensemble",
+            false => "refitted on every example",
+        };
         format!(
-            "{}\nfinal model: refitted on every example (the cross-validation above is its \
-             estimate){}",
+            "{}\nfinal model: {final_model} (the cross-validation above is its estimate){}",
             self.report.table(),
             self.model.report()
         )
@@ -310,6 +320,7 @@ where
     let labels = examples.labels.as_deref();
     let mut results = Vec::new();
     let mut out_of_fold = Vec::new();
+    let mut fold_runs: Vec<Box<dyn Trained>> = Vec::new();
     let mut classes = None;
     let total = all.iter().count();
     for r in 0..all.n_repeats() {
@@ -336,7 +347,13 @@ where
                 ..ctx.clone()
             }
             .with_split(split);
-            let run = K::train(config, data.clone(), &fold_ctx)?;
+            let run = crate::ensemble::train::<K>(
+                config,
+                data,
+                &fold_ctx,
+                options.members,
+                options.seed,
+            )?;
             let metrics = run.test_metrics().cloned().ok_or_else(|| {
                 JobError::invalid("cv", "a kind whose runs report test metrics", K::NAME)
             })?;
@@ -344,6 +361,9 @@ where
                 let held = run.held_out();
                 classes = held.classes;
                 out_of_fold.extend(held.test);
+                if options.fold_ensemble {
+                    fold_runs.push(run);
+                }
             }
             results.push(FoldResult {
                 repeat: r,
@@ -357,20 +377,27 @@ where
         }
     }
     let report = CvReport::new(options, labels.is_some(), results);
-    // The final model: every example, a validation part for early stopping, no test part.
-    let every: Vec<usize> = (0..examples.n).collect();
-    let (fit, valid) = carve(&every, labels, examples.valid_fraction, options.seed);
-    ctx.say(format!(
-        "final model: {} train, {} validation (every example)",
-        fit.len(),
-        valid.len()
-    ));
-    let final_ctx = ctx.clone().with_split(Split {
-        train: fit,
-        valid,
-        test: Vec::new(),
-    });
-    let model = K::train(config, data.clone(), &final_ctx)?;
+    let model = if options.fold_ensemble {
+        crate::ensemble::EnsembleRun::new(
+            fold_runs,
+            crate::ensemble::Origin::Folds { k: options.k },
+        )?
+    } else {
+        // The final model: every example, a validation part for early stopping, no test part.
+        let every: Vec<usize> = (0..examples.n).collect();
+        let (fit, valid) = carve(&every, labels, examples.valid_fraction, options.seed);
+        ctx.say(format!(
+            "final model: {} train, {} validation (every example)",
+            fit.len(),
+            valid.len()
+        ));
+        let final_ctx = ctx.clone().with_split(Split {
+            train: fit,
+            valid,
+            test: Vec::new(),
+        });
+        crate::ensemble::train::<K>(config, data, &final_ctx, options.members, options.seed)?
+    };
     let out_of_fold = crate::decision::HeldOut {
         fit: crate::decision::Scored::concat(&out_of_fold),
         fit_name: "the out-of-fold predictions of the cross-validation".into(),
@@ -379,7 +406,8 @@ where
     };
     Ok(CvRun {
         report,
-        model: Box::new(model),
+        model,
         out_of_fold,
+        fold_ensemble: options.fold_ensemble,
     })
 }

@@ -848,7 +848,23 @@ impl Model for Decided {
     }
 
     fn explain(&self, input: &Input, request: &ExplainRequest) -> Result<Explanation> {
-        self.inner.explain(input, request)
+        let mut explanation = self.inner.explain(input, request)?;
+        // The rows' probabilities and labels are the decided ones, as predict gives them.
+        let k = explanation.classes.len();
+        for row in &mut explanation.rows {
+            if row.probabilities.len() != k || k < 2 {
+                continue;
+            }
+            let outputs = self.decision.apply(Outputs::classes(
+                explanation.classes.clone(),
+                row.probabilities.clone(),
+            ))?;
+            row.probabilities = outputs.predictions().to_vec();
+            if let Some(label) = outputs.label(0) {
+                row.label = explanation.classes[label].clone();
+            }
+        }
+        Ok(explanation)
     }
 
     fn generate(

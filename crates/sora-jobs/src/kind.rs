@@ -42,6 +42,9 @@ pub trait Kind: 'static {
     const NAME: &'static str;
     /// One line on what the kind learns, for `--help`.
     const ABOUT: &'static str;
+    /// Whether `--ensemble` may average several models of the kind (their outputs are class
+    /// probabilities or values).
+    const ENSEMBLES: bool = true;
     /// How the kind learns.
     type Config: JobConfig;
     /// The kind's own command-line options (shown under their own heading in
@@ -237,6 +240,9 @@ pub struct RunContext {
     /// fold's test rows); indices into the kind's examples ([`Kind::examples`]). `None`: the
     /// kind's own seeded holdout.
     pub split: Option<sora_data::Split>,
+    /// The seed of the initial weights and the shuffling when it is not the config's (a
+    /// member of an ensemble: the split stays the config seed's, the weights are its own).
+    pub member_seed: Option<u64>,
 }
 
 /// Where a run keeps its checkpoints and how often it writes them.
@@ -270,6 +276,7 @@ impl RunContext {
             verbose: true,
             checkpoints: None,
             split: None,
+            member_seed: None,
         }
     }
 
@@ -287,6 +294,10 @@ impl RunContext {
         phase: &str,
         config: TrainConfig,
     ) -> std::result::Result<Trainer, sora_train::TrainError> {
+        let mut config = config;
+        if let Some(seed) = self.member_seed {
+            config.seed = seed;
+        }
         let mut trainer =
             Trainer::new(config, &self.device).with_parallel(self.parallel.clone())?;
         if let Some(c) = &self.checkpoints {
@@ -295,6 +306,20 @@ impl RunContext {
                 .with_checkpoint_every(c.every);
         }
         Ok(trainer)
+    }
+
+    /// Member `i` of an ensemble, seeded `seed` (see [`RunContext::member_seed`]): quiet,
+    /// with its own checkpoint directory.
+    pub fn member(&self, i: usize, seed: u64) -> Self {
+        Self {
+            verbose: false,
+            member_seed: Some(seed),
+            checkpoints: self.checkpoints.as_ref().map(|c| Checkpoints {
+                dir: c.dir.join(format!("member{i}")),
+                every: c.every,
+            }),
+            ..self.clone()
+        }
     }
 
     /// The same run on fixed parts of the data (see [`RunContext::split`]).
@@ -517,6 +542,15 @@ pub struct CommonOptions {
     /// this probability; calibrated on the validation part, checked on the test part.
     #[arg(long, value_name = "C", allow_negative_numbers = true)]
     pub coverage: Option<f64>,
+    /// Train N models, each from its own seed of the weights and the shuffling (the run's
+    /// seed and the next N − 1), on the same split, and save them as one model that
+    /// averages their probabilities or values.
+    #[arg(long, value_name = "N")]
+    pub ensemble: Option<usize>,
+    /// After `--cv`: keep the first repeat's K fold models as the final model (an
+    /// ensemble averaging them) instead of refitting one on every example.
+    #[arg(long, requires = "cv")]
+    pub cv_ensemble: bool,
     /// Seed of the split, the initial weights and the shuffling.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,

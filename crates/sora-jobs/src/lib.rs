@@ -54,6 +54,7 @@
 pub mod base64;
 pub mod cv;
 pub mod decision;
+pub mod ensemble;
 mod error;
 pub mod explain;
 pub mod generate;

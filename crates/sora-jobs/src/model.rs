@@ -322,6 +322,8 @@ pub enum Rows {
     Texts(Vec<String>),
     /// (user, item) pairs.
     Pairs(Vec<(String, String)>),
+    /// The same rows as each member of an ensemble prepared them.
+    Members(Vec<Rows>),
 }
 
 impl Rows {
@@ -331,6 +333,27 @@ impl Rows {
             Rows::Dense { values, d } => values.len() / (*d).max(1),
             Rows::Texts(t) => t.len(),
             Rows::Pairs(p) => p.len(),
+            Rows::Members(m) => m.first().map_or(0, Rows::len),
+        }
+    }
+
+    /// Appends `other`'s rows (of the same form) to these.
+    ///
+    /// # Panics
+    /// If the rows are of different forms (they come from different models).
+    fn extend(&mut self, other: Rows) {
+        match (self, other) {
+            (Rows::Dense { values, d }, Rows::Dense { values: v, d: e }) if *d == e => {
+                values.extend(v)
+            }
+            (Rows::Texts(t), Rows::Texts(u)) => t.extend(u),
+            (Rows::Pairs(p), Rows::Pairs(q)) => p.extend(q),
+            (Rows::Members(m), Rows::Members(n)) if m.len() == n.len() => {
+                for (a, b) in m.iter_mut().zip(n) {
+                    a.extend(b);
+                }
+            }
+            _ => panic!("batches of one model hold rows of one form"),
         }
     }
 
@@ -371,14 +394,7 @@ impl Batch {
         out.drift = None;
         for b in iter {
             out.keys.extend(b.keys);
-            match (&mut out.rows, b.rows) {
-                (Rows::Dense { values, d }, Rows::Dense { values: v, d: e }) if *d == e => {
-                    values.extend(v)
-                }
-                (Rows::Texts(t), Rows::Texts(u)) => t.extend(u),
-                (Rows::Pairs(p), Rows::Pairs(q)) => p.extend(q),
-                _ => panic!("batches of one model hold rows of one form"),
-            }
+            out.rows.extend(b.rows);
         }
         out
     }

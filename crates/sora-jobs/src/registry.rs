@@ -74,6 +74,16 @@ impl<K: Kind> AnyKind for Entry<K> {
         let config = K::configure(K::Config::default(), common, options)?;
         config.check()?;
         let decision = common.decision()?;
+        let members = common.ensemble.unwrap_or(1);
+        if let Some(n) = common.ensemble {
+            if !K::ENSEMBLES {
+                return Err(JobError::OptionNotForKind {
+                    option: "--ensemble".into(),
+                    reason: format!("{} models are not averaged", K::NAME),
+                });
+            }
+            crate::ensemble::check_members(n)?;
+        }
         let data = K::load_data(&config, &common.source(), ctx)?;
         let run: Box<dyn Trained> = match common.cv {
             Some(k) => {
@@ -82,12 +92,14 @@ impl<K: Kind> AnyKind for Entry<K> {
                     repeats: common.repeats.unwrap_or(1),
                     group: common.group.clone(),
                     seed: common.seed,
+                    members,
+                    fold_ensemble: common.cv_ensemble,
                 };
                 Box::new(crate::cv::cross_validate::<K>(
                     &config, &data, &options, ctx,
                 )?)
             }
-            None => Box::new(K::train(&config, data, ctx)?),
+            None => crate::ensemble::train::<K>(&config, &data, ctx, members, common.seed)?,
         };
         crate::decision::Finished::new(run, &decision)
     }
@@ -283,6 +295,9 @@ impl Registry {
                 dir: dir.to_path_buf(),
             });
         }
+        if dir.join(crate::ensemble::ENSEMBLE_FILE).is_file() {
+            return self.load_ensemble(dir, device, recovered);
+        }
         let (name, legacy) = match sora_train::Manifest::read(dir)? {
             Some(manifest) => (manifest.kind, None),
             None => {
@@ -309,6 +324,39 @@ impl Registry {
             kind: kind.name(),
             dir: dir.to_path_buf(),
             legacy,
+            recovered,
+        })
+    }
+}
+
+impl Registry {
+    /// Reads an ensemble's directory: its members with [`load_any`](Self::load_any), and its
+    /// decision.
+    fn load_ensemble(&self, dir: &Path, device: &Device, recovered: Vec<String>) -> Result<Loaded> {
+        let manifest = sora_train::Manifest::read(dir)?.ok_or_else(|| JobError::NotAModel {
+            dir: dir.to_path_buf(),
+        })?;
+        let kind = self.kind(&manifest.kind)?.name();
+        let ensemble = crate::ensemble::EnsembleModel::load(dir, |member| {
+            let loaded = self.load_any(member, device)?;
+            if loaded.kind != kind {
+                return Err(JobError::invalid(
+                    format!("{}: kind", member.display()),
+                    format!("a member of the ensemble's kind, {kind}"),
+                    loaded.kind,
+                ));
+            }
+            Ok(loaded.model)
+        })?;
+        let mut model: Box<dyn Model> = Box::new(ensemble);
+        if let Some(decision) = crate::decision::Decision::read(dir)? {
+            model = Box::new(crate::decision::Decided::new(model, decision));
+        }
+        Ok(Loaded {
+            model,
+            kind,
+            dir: dir.to_path_buf(),
+            legacy: None,
             recovered,
         })
     }

@@ -59,6 +59,95 @@ pub fn highlight_terminal(tokens: &[String], scores: &[f32]) -> String {
         .join(" ")
 }
 
+/// A self-contained HTML page of explained rows (escaped): per row its prediction and
+/// probabilities, then its columns as signed bars (largest |attribution| first), its tokens
+/// highlighted, or its heat map as an inline SVG grid.
+pub fn rows_document(method: &str, rows: &[super::ExplainedRow]) -> super::Document {
+    use super::Attributions;
+    let mut html = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Explanation</title>\
+         <style>body{{font-family:sans-serif;max-width:60em;margin:2em auto}}\
+         table{{border-collapse:collapse}}td{{padding:2px 8px}}\
+         .bar{{display:inline-block;height:0.8em}}</style></head><body>\n\
+         <h1>Explanation</h1>\n<p>{}</p>\n",
+        escape(method)
+    );
+    for row in rows {
+        html.push_str(&format!(
+            "<h2>Row {}: {}</h2>\n<p>explained: {}; probabilities: {}</p>\n",
+            escape(&row.key),
+            escape(&row.label),
+            escape(&row.explained),
+            row.probabilities
+                .iter()
+                .map(|p| format!("{p:.4}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        match &row.attributions {
+            Attributions::Columns(columns) => {
+                let peak = columns
+                    .iter()
+                    .fold(0.0f32, |m, c| m.max(c.attribution.abs()))
+                    .max(1e-12);
+                let mut sorted: Vec<_> = columns.iter().collect();
+                sorted.sort_by(|a, b| b.attribution.abs().total_cmp(&a.attribution.abs()));
+                html.push_str("<table>\n<tr><th>column</th><th>value</th><th>attribution</th><th></th></tr>\n");
+                for c in sorted {
+                    let width = 12.0 * c.attribution.abs() / peak;
+                    let colour = if c.attribution >= 0.0 { "#2a2" } else { "#c22" };
+                    html.push_str(&format!(
+                        "<tr><td>{}</td><td>{}{}</td><td>{:+.4}</td>\
+                         <td><span class=\"bar\" style=\"width:{width:.2}em;background:{colour}\"></span></td></tr>\n",
+                        escape(&c.column),
+                        escape(&c.value),
+                        if c.imputed { " (imputed)" } else { "" },
+                        c.attribution
+                    ));
+                }
+                html.push_str("</table>\n");
+            }
+            Attributions::Tokens(tokens) => {
+                let words: Vec<String> = tokens.iter().map(|t| t.token.clone()).collect();
+                let scores: Vec<f32> = tokens.iter().map(|t| t.attribution).collect();
+                html.push_str(&format!("<p>{}</p>\n", highlight_html(&words, &scores)));
+            }
+            Attributions::Map(map) => {
+                let peak = map
+                    .heat
+                    .iter()
+                    .fold(0.0f32, |m, v| m.max(v.abs()))
+                    .max(1e-12);
+                let cell = (240 / map.width.max(map.height).max(1)).max(2);
+                html.push_str(&format!(
+                    "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{}\">",
+                    cell * map.width,
+                    cell * map.height
+                ));
+                for (i, v) in map.heat.iter().enumerate() {
+                    let (y, x) = (i / map.width.max(1), i % map.width.max(1));
+                    let level = (v.abs() / peak).clamp(0.0, 1.0);
+                    let rgb = if *v >= 0.0 { "220,60,0" } else { "0,80,220" };
+                    html.push_str(&format!(
+                        "<rect x=\"{}\" y=\"{}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgba({rgb},{level:.3})\"/>",
+                        x * cell,
+                        y * cell
+                    ));
+                }
+                html.push_str("</svg>\n");
+            }
+        }
+        if let Some(d) = row.delta {
+            html.push_str(&format!("<p>completeness delta {d:+.5}</p>\n"));
+        }
+    }
+    html.push_str("</body></html>\n");
+    super::Document {
+        extension: "html",
+        bytes: html.into_bytes(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

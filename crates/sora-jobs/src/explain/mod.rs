@@ -9,6 +9,46 @@
 pub mod html;
 pub mod report;
 
+/// Explained rows as the terminal shows them: per row its prediction, then its `top`
+/// attributions by |value| (columns, tokens), or where its heat map peaks.
+pub fn terminal_rows(method: &str, rows: &[ExplainedRow], top: usize) -> String {
+    let mut out = format!("{method}\n");
+    for row in rows {
+        out.push_str(&format!(
+            "\nrow {}: {} (explained: {})\n",
+            row.key, row.label, row.explained
+        ));
+        match &row.attributions {
+            Attributions::Columns(columns) => {
+                let mut sorted: Vec<&ColumnAttribution> = columns.iter().collect();
+                sorted.sort_by(|a, b| b.attribution.abs().total_cmp(&a.attribution.abs()));
+                for c in sorted.into_iter().take(top.max(1)) {
+                    out.push_str(&format!(
+                        "  {:<24} {:>12}  {:+.4}\n",
+                        c.column, c.value, c.attribution
+                    ));
+                }
+            }
+            Attributions::Tokens(tokens) => {
+                let words: Vec<String> = tokens.iter().map(|t| t.token.clone()).collect();
+                let scores: Vec<f32> = tokens.iter().map(|t| t.attribution).collect();
+                out.push_str(&format!(
+                    "  {}\n",
+                    html::highlight_terminal(&words, &scores)
+                ));
+            }
+            Attributions::Map(map) => out.push_str(&format!(
+                "  heat map {}×{}, strongest at row {}, column {}\n",
+                map.height, map.width, map.peak[0], map.peak[1]
+            )),
+        }
+        if let Some(d) = row.delta {
+            out.push_str(&format!("  completeness delta {d:+.5}\n"));
+        }
+    }
+    out
+}
+
 use std::str::FromStr;
 
 use serde::Serialize;

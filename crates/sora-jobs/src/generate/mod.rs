@@ -294,6 +294,7 @@ pub struct GenerateOptions {
 }
 
 impl Kind for Generate {
+    const ENSEMBLES: bool = false;
     const NAME: &'static str = "generate";
     const ABOUT: &'static str =
         "a text file (or a CSV column): a recurrent language model that writes";

@@ -397,6 +397,7 @@ pub struct RecommendRun {
 }
 
 impl Kind for Recommend {
+    const ENSEMBLES: bool = false;
     const NAME: &'static str = "ratings";
     const ABOUT: &'static str =
         "user,item,rating[,timestamp] rows: a rating model and a top-N ranker";
