@@ -56,8 +56,8 @@ pub use drift::{ColumnDrift, Drift, TrainingProfile};
 pub use error::{DataError, Result};
 pub use folds::{Fold, Folds};
 pub use pipeline::{
-    EncodedTarget, FeatureEncoding, FittedFeature, FittedPipeline, TargetValues, TaskKind,
-    Transformed, encode_target,
+    EncodedTarget, FeatureEncoding, FittedFeature, FittedPipeline, TargetScale, TargetValues,
+    TaskKind, Transformed, encode_target,
 };
 pub use ratings::{
     ITEM_COLUMNS, RATING_COLUMNS, RatingRange, Ratings, TIME_COLUMNS, USER_COLUMNS, rating_pairs,

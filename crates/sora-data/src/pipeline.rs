@@ -170,6 +170,57 @@ enum TargetEncoding {
     Regression,
 }
 
+/// The training mean and standard deviation of a regression target.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TargetScale {
+    /// Mean of the training targets.
+    pub mean: f64,
+    /// Their standard deviation (population; 1 when they are all equal).
+    pub std: f64,
+}
+
+impl TargetScale {
+    /// The scale of `values` (the training rows' targets).
+    ///
+    /// ```
+    /// let scale = sora_data::TargetScale::fit(&[1000.0, 3000.0]);
+    /// assert_eq!((scale.mean, scale.std), (2000.0, 1000.0));
+    /// let mut v = vec![3000.0f32];
+    /// scale.scale(&mut v);
+    /// assert_eq!(v, [1.0]);
+    /// scale.unscale(&mut v);
+    /// assert_eq!(v, [3000.0]);
+    /// ```
+    pub fn fit(values: &[f64]) -> Self {
+        let n = values.len().max(1) as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        let std = var.sqrt();
+        Self {
+            mean,
+            std: if std.is_finite() && std > 0.0 {
+                std
+            } else {
+                1.0
+            },
+        }
+    }
+
+    /// `(v − mean) / std` of each value, in place.
+    pub fn scale(&self, values: &mut [f32]) {
+        for v in values {
+            *v = ((*v as f64 - self.mean) / self.std) as f32;
+        }
+    }
+
+    /// `v · std + mean` of each value, in place.
+    pub fn unscale(&self, values: &mut [f32]) {
+        for v in values {
+            *v = (*v as f64 * self.std + self.mean) as f32;
+        }
+    }
+}
+
 /// A preprocessing pipeline fitted on training rows: it turns table rows into standardized,
 /// one-hot encoded `f32` model inputs and encoded targets.
 ///
@@ -218,6 +269,11 @@ pub struct FittedPipeline {
     target: String,
     target_zero_as_missing: bool,
     target_encoding: TargetEncoding,
+    /// A regression target's training mean and standard deviation: the model learns
+    /// `(y − mean) / std`, and its outputs are mapped back ([`TargetScale`]). Absent in
+    /// pipelines written before it existed (their models learned raw values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target_scale: Option<TargetScale>,
     missing_markers: MissingMarkers,
     drop_missing_rows: bool,
     features: Vec<FittedFeature>,
@@ -234,6 +290,11 @@ struct PipelineFile {
     target: String,
     target_zero_as_missing: bool,
     target_encoding: TargetEncoding,
+    /// A regression target's training mean and standard deviation: the model learns
+    /// `(y − mean) / std`, and its outputs are mapped back ([`TargetScale`]). Absent in
+    /// pipelines written before it existed (their models learned raw values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target_scale: Option<TargetScale>,
     missing_markers: MissingMarkers,
     drop_missing_rows: bool,
     features: Vec<FittedFeature>,
@@ -293,17 +354,27 @@ impl TryFrom<PipelineFile> for FittedPipeline {
             target,
             target_zero_as_missing,
             target_encoding,
+            target_scale,
             missing_markers,
             drop_missing_rows,
             features,
             feature_names,
             warnings,
         } = file;
+        if let Some(t) = target_scale
+            && !(t.mean.is_finite() && t.std.is_finite() && t.std > 0.0)
+        {
+            return Err(format!(
+                "target_scale: mean {} and std {} must be finite numbers, std above 0",
+                t.mean, t.std
+            ));
+        }
         Ok(FittedPipeline {
             fitted_on,
             target,
             target_zero_as_missing,
             target_encoding,
+            target_scale,
             missing_markers,
             drop_missing_rows,
             features,
@@ -536,6 +607,21 @@ impl FittedPipeline {
         let target_zero_as_missing = zero[target_col];
         let target_encoding =
             fit_target(table, &rows, target_col, config, &markers, zero[target_col])?;
+        let target_scale = match target_encoding {
+            TargetEncoding::Regression => {
+                let values = rows
+                    .iter()
+                    .map(
+                        |&r| match encode_target_cell(&target_encoding, table, r, target_col)? {
+                            Target::Value(v) => Ok(v as f64),
+                            Target::Class(c) => Ok(c as f64),
+                        },
+                    )
+                    .collect::<Result<Vec<f64>>>()?;
+                Some(TargetScale::fit(&values))
+            }
+            TargetEncoding::Classes { .. } => None,
+        };
 
         let mut features = Vec::with_capacity(kept.len());
         for (col, kind) in kept {
@@ -569,6 +655,7 @@ impl FittedPipeline {
             target: config.target.clone(),
             target_zero_as_missing,
             target_encoding,
+            target_scale,
             missing_markers: markers,
             drop_missing_rows: config.drop_missing_rows,
             features,
@@ -776,6 +863,13 @@ impl FittedPipeline {
     /// rather than imputed (`drop_missing_rows` when fitted).
     pub fn drops_missing_rows(&self) -> bool {
         self.drop_missing_rows
+    }
+
+    /// A regression target's scale: the model learns standardized values, and
+    /// [`TargetScale::unscale`] maps its outputs back. `None` for classes, and for pipelines
+    /// written before targets were scaled.
+    pub fn target_scale(&self) -> Option<TargetScale> {
+        self.target_scale
     }
 
     /// The classes in label order, for a classification target.

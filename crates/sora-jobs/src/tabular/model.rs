@@ -184,12 +184,11 @@ impl TabularModel {
             }
         };
         let data = TabularData::new(features, d, targets)?;
-        Ok(sora_train::predict(
-            &self.model,
-            &data,
-            PREDICTION_BATCH,
-            &self.device,
-        )?)
+        let mut out = sora_train::predict(&self.model, &data, PREDICTION_BATCH, &self.device)?;
+        if let Some(scale) = self.pipeline.target_scale() {
+            scale.unscale(&mut out);
+        }
+        Ok(out)
     }
 
     /// Metrics on labelled rows.
@@ -201,13 +200,13 @@ impl TabularModel {
             n_classes,
             (table.source(), self.pipeline.target()),
         )?;
-        Ok(sora_train::evaluate(
-            &self.model,
-            &data,
-            PREDICTION_BATCH,
-            &self.device,
-        )?)
+        let scored = crate::decision::Scored {
+            predictions: self.forward(data.features().to_vec())?,
+            targets: sora_train::TrainData::targets(&data).clone(),
+        };
+        Ok(scored.metrics())
     }
+
     /// The batch of transformed rows of `table` (with notes on unseen categories and drift).
     fn batch(&self, table: &Table, t: sora_data::Transformed) -> Result<Batch> {
         let rows: Vec<usize> = (0..table.n_rows()).collect();

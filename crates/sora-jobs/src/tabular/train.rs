@@ -269,11 +269,34 @@ pub(super) fn train_in(
         train_config.loss.class_weights = prepared.class_weights(config.class_weights);
     }
     let trainer = ctx.trainer("train", train_config.clone())?;
-    let fitted =
-        trainer.fit_or_resume(trainer.init(&spec), &prepared.train, Some(&prepared.valid))?;
-    let score = |part: &TabularData| match part.is_empty() {
-        true => Ok(None),
-        false => Scored::of(&trainer, &fitted.model, part).map(Some),
+    // A regression target is learned standardized, and predictions mapped back.
+    let scale = prepared.pipeline.target_scale();
+    let scaled = |part: &TabularData| -> Result<TabularData> {
+        let Some(scale) = scale else {
+            return Ok(part.clone());
+        };
+        let Targets::Values { values, d } = part.targets() else {
+            return Ok(part.clone());
+        };
+        let mut values = values.clone();
+        scale.scale(&mut values);
+        Ok(TabularData::new(
+            part.features().to_vec(),
+            part.d_features(),
+            Targets::Values { values, d: *d },
+        )?)
+    };
+    let (train, valid) = (scaled(&prepared.train)?, scaled(&prepared.valid)?);
+    let fitted = trainer.fit_or_resume(trainer.init(&spec), &train, Some(&valid))?;
+    let score = |part: &TabularData| -> Result<Option<Scored>> {
+        if part.is_empty() {
+            return Ok(None);
+        }
+        let mut scored = Scored::of(&trainer, &fitted.model, part)?;
+        if let Some(scale) = scale {
+            scale.unscale(&mut scored.predictions);
+        }
+        Ok(Some(scored))
     };
     let mut held_out = HeldOut::parts(score(&prepared.valid)?, score(&prepared.test)?);
     held_out.classes = prepared.pipeline.classes().map(<[String]>::to_vec);
