@@ -302,15 +302,14 @@ impl Trained for CvRun {
     }
 }
 
-/// Cross-validates `K` on `data` (see the module docs), then refits on every example.
-pub fn cross_validate<K: Kind>(
+/// The folds' runs of a cross-validation.
+fn run_folds<K: Kind>(
     config: &K::Config,
     data: &K::Data,
     options: &CvOptions,
     ctx: &RunContext,
-) -> Result<CvRun>
+) -> Result<FoldRuns>
 where
-    K::Data: Clone,
     K::Run: 'static,
 {
     config.check()?;
@@ -377,6 +376,61 @@ where
         }
     }
     let report = CvReport::new(options, labels.is_some(), results);
+    Ok(FoldRuns {
+        report,
+        out_of_fold,
+        classes,
+        fold_runs,
+        examples,
+    })
+}
+
+/// The folds' runs of a cross-validation, before any final model.
+struct FoldRuns {
+    report: CvReport,
+    out_of_fold: Vec<crate::decision::Scored>,
+    classes: Option<Vec<String>>,
+    fold_runs: Vec<Box<dyn Trained>>,
+    examples: Examples,
+}
+
+/// Cross-validates `K` on `data` without training a final model: the report alone (what
+/// `sora tune` scores a configuration by).
+pub fn cross_validate_report<K: Kind>(
+    config: &K::Config,
+    data: &K::Data,
+    options: &CvOptions,
+    ctx: &RunContext,
+) -> Result<CvReport>
+where
+    K::Run: 'static,
+{
+    let options = CvOptions {
+        fold_ensemble: false,
+        ..options.clone()
+    };
+    Ok(run_folds::<K>(config, data, &options, ctx)?.report)
+}
+
+/// Cross-validates `K` on `data` (see the module docs), then makes the final model: refitted
+/// on every example, or the fold models' ensemble.
+pub fn cross_validate<K: Kind>(
+    config: &K::Config,
+    data: &K::Data,
+    options: &CvOptions,
+    ctx: &RunContext,
+) -> Result<CvRun>
+where
+    K::Run: 'static,
+{
+    let FoldRuns {
+        report,
+        out_of_fold,
+        classes,
+        fold_runs,
+        examples,
+    } = run_folds::<K>(config, data, options, ctx)?;
+    let labels = examples.labels.as_deref();
     let model = if options.fold_ensemble {
         crate::ensemble::EnsembleRun::new(
             fold_runs,

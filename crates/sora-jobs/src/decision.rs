@@ -251,6 +251,10 @@ pub struct Decision {
     /// A two-class decision threshold on the calibrated probability of class 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Threshold>,
+    /// The precision–recall trade-off the threshold was chosen from (every candidate
+    /// threshold on the fitted-on rows' calibrated probabilities).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trade_off: Option<TradeOff>,
     /// Conformal prediction sets of classes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sets: Option<ConformalClassifier>,
@@ -342,6 +346,7 @@ impl Decision {
         let mut decision = Decision {
             calibration: Calibrator::None,
             threshold: None,
+            trade_off: None,
             sets: None,
             intervals: None,
             fitted_on: format!("{} ({} rows)", held.fit_name, fit.len()),
@@ -381,6 +386,7 @@ impl Decision {
                     let positive: Vec<f32> = calibrated.chunks_exact(2).map(|r| r[1]).collect();
                     let curve = TradeOff::compute(&positive, labels)?;
                     decision.threshold = Some(curve.choose(objective)?);
+                    decision.trade_off = Some(curve);
                 }
                 if let Some(coverage) = options.coverage {
                     decision.sets = Some(ConformalClassifier::calibrate(

@@ -499,6 +499,15 @@ pub struct CommonOptions {
     /// Optimizer (SGD with momentum 0.9, Adam, AdamW).
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
+    /// Weight decay of the optimizer (L2 for SGD and Adam, decoupled for AdamW; 0 turns it
+    /// off) [default: 0; AdamW 0.01].
+    #[arg(long, value_name = "WD", allow_negative_numbers = true)]
+    pub weight_decay: Option<f64>,
+    /// Dropout probability after each hidden layer, in [0, 1) (tables: the head's layers;
+    /// language models: the embeddings, between layers and before the projection)
+    /// [default: 0; language models 0.1].
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub dropout: Option<f64>,
     /// Epochs without validation improvement before stopping (0 disables early stopping).
     #[arg(long, allow_negative_numbers = true)]
     pub patience: Option<usize>,
@@ -595,6 +604,13 @@ impl CommonOptions {
         }
         if let Some(optimizer) = self.optimizer {
             train.optimizer = optimizer.config();
+        }
+        if let Some(wd) = self.weight_decay {
+            match &mut train.optimizer {
+                OptimizerConfig::Sgd { weight_decay, .. }
+                | OptimizerConfig::Adam { weight_decay, .. }
+                | OptimizerConfig::AdamW { weight_decay, .. } => *weight_decay = wd,
+            }
         }
         match self.patience {
             Some(0) => train.early_stopping = None,

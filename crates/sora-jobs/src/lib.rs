@@ -67,6 +67,7 @@ mod recommendation;
 mod registry;
 pub mod tabular;
 pub mod text;
+pub mod tune;
 
 pub use error::{JobError, Result, Verb};
 pub use generation::{GenerateRequest, Generated};

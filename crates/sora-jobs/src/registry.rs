@@ -37,6 +37,15 @@ pub trait AnyKind: Send + Sync {
     ) -> Result<Box<dyn Trained>>;
     /// Reads a directory of this kind.
     fn load(&self, dir: &Path, device: &Device) -> Result<Box<dyn Model>>;
+    /// Configures and checks as [`train`](Self::train) does, reads the data, and
+    /// cross-validates with `common.cv` folds (5 when unset), without a final model: what
+    /// `sora tune` scores a configuration by.
+    fn cross_validate(
+        &self,
+        common: &CommonOptions,
+        matches: &ArgMatches,
+        ctx: &RunContext,
+    ) -> Result<crate::cv::CvReport>;
 }
 
 struct Entry<K>(PhantomData<fn() -> K>);
@@ -106,6 +115,29 @@ impl<K: Kind> AnyKind for Entry<K> {
 
     fn load(&self, dir: &Path, device: &Device) -> Result<Box<dyn Model>> {
         Ok(Box::new(K::load(dir, device)?))
+    }
+
+    fn cross_validate(
+        &self,
+        common: &CommonOptions,
+        matches: &ArgMatches,
+        ctx: &RunContext,
+    ) -> Result<crate::cv::CvReport> {
+        let options = K::Options::from_arg_matches(matches).map_err(|e| {
+            JobError::invalid(format!("{} options", K::NAME), "valid flags", e.to_string())
+        })?;
+        let config = K::configure(K::Config::default(), common, options)?;
+        config.check()?;
+        let data = K::load_data(&config, &common.source(), ctx)?;
+        let options = crate::cv::CvOptions {
+            k: common.cv.unwrap_or(crate::tune::TUNE_FOLDS),
+            repeats: common.repeats.unwrap_or(1),
+            group: common.group.clone(),
+            seed: common.seed,
+            members: common.ensemble.unwrap_or(1),
+            fold_ensemble: false,
+        };
+        crate::cv::cross_validate_report::<K>(&config, &data, &options, ctx)
     }
 }
 

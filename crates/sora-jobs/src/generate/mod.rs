@@ -288,9 +288,6 @@ pub struct GenerateOptions {
     /// Stacked recurrent layers.
     #[arg(long, default_value_t = GenerateConfig::default().layers)]
     pub layers: usize,
-    /// Dropout on the embeddings, between layers and before the projection.
-    #[arg(long, default_value_t = GenerateConfig::default().dropout)]
-    pub dropout: f64,
 }
 
 impl Kind for Generate {
@@ -339,7 +336,9 @@ impl Kind for Generate {
         config.tokens = o.tokens;
         config.cell = o.cell.into();
         config.layers = o.layers;
-        config.dropout = o.dropout;
+        if let Some(dropout) = common.dropout {
+            config.dropout = dropout;
+        }
         match common.hidden.as_deref() {
             None => {}
             Some(&[h]) => config.d_hidden = h,

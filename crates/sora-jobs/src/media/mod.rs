@@ -293,6 +293,7 @@ fn configure_common(config: &mut MediaConfig, common: &CommonOptions, kind: &str
         kind,
         &[
             ("--hidden", common.hidden.is_some()),
+            ("--dropout", common.dropout.is_some()),
             ("--target", common.target.is_some()),
             ("--seq-len", common.seq_len.is_some()),
             ("--embed", common.embed.is_some()),

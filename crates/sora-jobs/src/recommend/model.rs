@@ -435,6 +435,7 @@ impl Kind for Recommend {
             Self::NAME,
             &[
                 ("--hidden", common.hidden.is_some()),
+                ("--dropout", common.dropout.is_some()),
                 ("--spec", common.spec.is_some()),
                 ("--target", common.target.is_some()),
                 ("--seq-len", common.seq_len.is_some()),

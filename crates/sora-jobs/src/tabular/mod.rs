@@ -135,6 +135,8 @@ pub struct TabularConfig {
     pub holdout: Holdout,
     /// Class weighting.
     pub class_weights: ClassWeights,
+    /// Dropout after each hidden layer of the default head, in `[0, 1)`.
+    pub dropout: f64,
 }
 
 impl TabularConfig {
@@ -153,6 +155,7 @@ impl TabularConfig {
                 valid_fraction: 0.15,
                 test_fraction: 0.2,
             },
+            dropout: 0.0,
             class_weights: ClassWeights::Auto,
         }
     }
@@ -174,6 +177,13 @@ impl JobConfig for TabularConfig {
             });
         }
         self.holdout.check()?;
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(JobError::invalid(
+                "dropout",
+                "a probability in [0, 1)",
+                self.dropout,
+            ));
+        }
         if let Some(hidden) = &self.hidden
             && hidden.contains(&0)
         {
@@ -320,6 +330,9 @@ impl Kind for Tabular {
             })?;
         }
         config.pipeline.target = target;
+        if let Some(dropout) = common.dropout {
+            config.dropout = dropout;
+        }
         match (o.target_above, o.regression) {
             (Some(above), _) => config.pipeline.target_rule = TargetRule::Threshold { above },
             (None, true) => config.pipeline.target_rule = TargetRule::Regression,

@@ -231,7 +231,8 @@ pub fn model_spec(prepared: &Prepared, config: &TabularConfig) -> Result<Checked
         Some(spec) => spec.clone(),
         None => ModelSpec::new(
             IdentitySpec::new(d),
-            HeadSpec::new(&config.hidden.clone().unwrap_or_else(|| default_hidden(d))),
+            HeadSpec::new(&config.hidden.clone().unwrap_or_else(|| default_hidden(d)))
+                .with_dropout(config.dropout),
             task,
         ),
     }

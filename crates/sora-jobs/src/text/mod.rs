@@ -218,7 +218,13 @@ impl Kind for Text {
         common: &CommonOptions,
         o: TextOptions,
     ) -> crate::Result<TextConfig> {
-        CommonOptions::refuse(Self::NAME, &[("--spec", common.spec.is_some())])?;
+        CommonOptions::refuse(
+            Self::NAME,
+            &[
+                ("--spec", common.spec.is_some()),
+                ("--dropout", common.dropout.is_some()),
+            ],
+        )?;
         config.encoder = o.encoder;
         if common.seq_len.is_some() {
             config.seq_len = common.seq_len;
