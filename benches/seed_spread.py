@@ -9,8 +9,10 @@ training data, and scores both on data no model saw:
 * fsdd: spoken digits, trained on three speakers' clips and scored on the fourth speaker's
   (new-speaker accuracy), with `--held-out-speaker`.
 
-The seed moves the model's own validation split, its initial weights and its shuffling; an
-ensemble's members share the run's split and take the seeds `S, S+1, …, S+N−1`. Seeds are
+Two protocols: `all`, where the seed moves the model's own validation and test split, its
+initial weights and its shuffling; `weights`, where the split is fixed (`--split-seed`) and
+the seed moves only the weights and the shuffling. An ensemble's members share the run's
+split and take the seeds `S, S+1, …, S+N−1`. Seeds are
 spaced apart so no two ensembles share a member. Reported: each score per seed, and the
 standard deviation over seeds for the single model and for the ensemble.
 
@@ -93,9 +95,19 @@ def fsdd_split(tmp: Path, held_out: str) -> tuple[Path, Path, list[str]]:
 
 
 def measure(
-    sora: str, name: str, train: Path, test: Path, args: list[str], seeds: list[int], members: int
+    sora: str,
+    name: str,
+    train: Path,
+    test: Path,
+    args: list[str],
+    seeds: list[int],
+    members: int,
+    split_seed: int | None,
 ) -> dict:
-    out: dict = {"set": name, "members": members, "runs": []}
+    if split_seed is not None:
+        args = [*args, "--split-seed", str(split_seed)]
+        name = f"{name}, split fixed"
+    out: dict = {"set": name, "members": members, "split_seed": split_seed, "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for seed in seeds:
             for n in (1, members):
@@ -129,6 +141,13 @@ def main() -> None:
     parser.add_argument("--seeds", default="1000,2000,3000,4000,5000")
     parser.add_argument("--members", type=int, default=5)
     parser.add_argument("--held-out-speaker", default="nicolas")
+    parser.add_argument(
+        "--protocols",
+        default="all,weights",
+        help="all: the seed moves the split, the weights and the shuffling; weights: the "
+        "split is fixed (--split-seed) and the seed moves the weights and shuffling only",
+    )
+    parser.add_argument("--split-seed", type=int, default=42)
     parser.add_argument("--json", default=str(ROOT / "target/seed_spread.json"))
     a = parser.parse_args()
     seeds = [int(s) for s in a.seeds.split(",")]
@@ -142,7 +161,11 @@ def main() -> None:
                 name = f"fsdd (new speaker: {a.held_out_speaker})"
             else:
                 sys.exit(f"unknown set {name}")
-            results.append(measure(a.sora, name, train, test, args, seeds, a.members))
+            for protocol in a.protocols.split(","):
+                split_seed = {"all": None, "weights": a.split_seed}[protocol]
+                results.append(
+                    measure(a.sora, name, train, test, args, seeds, a.members, split_seed)
+                )
     Path(a.json).parent.mkdir(parents=True, exist_ok=True)
     Path(a.json).write_text(json.dumps(results, indent=2))
     print(f"\n| set | metric | single: mean ± sd | ensemble of {a.members}: mean ± sd | sd ratio |")

@@ -351,7 +351,7 @@ where
                 data,
                 &fold_ctx,
                 options.members,
-                options.seed,
+                ctx.member_seed.unwrap_or(options.seed),
             )?;
             let metrics = run.test_metrics().cloned().ok_or_else(|| {
                 JobError::invalid("cv", "a kind whose runs report test metrics", K::NAME)
@@ -450,7 +450,8 @@ where
             valid,
             test: Vec::new(),
         });
-        crate::ensemble::train::<K>(config, data, &final_ctx, options.members, options.seed)?
+        let seed = ctx.member_seed.unwrap_or(options.seed);
+        crate::ensemble::train::<K>(config, data, &final_ctx, options.members, seed)?
     };
     let out_of_fold = crate::decision::HeldOut {
         fit: crate::decision::Scored::concat(&out_of_fold),

@@ -261,6 +261,9 @@ pub struct Decision {
     /// Conformal intervals around predicted values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub intervals: Option<ConformalRegressor>,
+    /// Why calibration was asked for (or on by default) and not fitted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_note: Option<String>,
     /// What it was fitted on, in words, and how many examples.
     pub fitted_on: String,
     /// Rows it was fitted on.
@@ -349,6 +352,7 @@ impl Decision {
             trade_off: None,
             sets: None,
             intervals: None,
+            calibration_note: None,
             fitted_on: format!("{} ({} rows)", held.fit_name, fit.len()),
             fit_rows: fit.len(),
             fit_ece: None,
@@ -370,6 +374,24 @@ impl Decision {
                 }
                 decision.calibration =
                     Calibrator::fit(method, &logits(&fit.predictions), labels, k)?;
+                // A temperature at the end of its range is no estimate: the likelihood keeps
+                // improving towards it, as on rows the model separates perfectly (t → 0 would
+                // make every probability 0 or 1, and rows unlike these would be scored by
+                // ties). Such a fit is left out.
+                if let Calibrator::Temperature(t) = decision.calibration {
+                    let at_end = t.t <= sora_train::calibration::MIN_TEMPERATURE * 1.001
+                        || t.t >= sora_train::calibration::MAX_TEMPERATURE / 1.001;
+                    if at_end {
+                        decision.calibration = Calibrator::None;
+                        decision.calibration_note = Some(format!(
+                            "temperature scaling left out: on {} the likelihood improves up to \
+                             the end of the temperature's range (t = {:.3}), as when the model \
+                             separates those rows perfectly; no temperature is estimated from \
+                             them",
+                            held.fit_name, t.t
+                        ));
+                    }
+                }
                 let calibrated = decision.calibrate(&fit.predictions, k)?;
                 decision.fit_ece = Some([
                     ece(&fit.predictions, labels, k)?.ece,
@@ -389,15 +411,21 @@ impl Decision {
                     decision.trade_off = Some(curve);
                 }
                 if let Some(coverage) = options.coverage {
-                    decision.sets = Some(ConformalClassifier::calibrate(
-                        &calibrated,
-                        labels,
-                        k,
-                        coverage,
-                        ConformalScore::Lac,
-                    )?);
+                    // Sets may be empty, so that they hold the coverage asked for rather than
+                    // the accuracy when the model is right more often than that.
+                    decision.sets = Some(
+                        ConformalClassifier::calibrate(
+                            &calibrated,
+                            labels,
+                            k,
+                            coverage,
+                            ConformalScore::Lac,
+                        )?
+                        .allowing_empty(),
+                    );
                 }
                 if decision.calibration == Calibrator::None
+                    && decision.calibration_note.is_none()
                     && decision.threshold.is_none()
                     && decision.sets.is_none()
                 {
@@ -599,6 +627,9 @@ impl Decision {
                 "calibration: Platt scaling, a = {:.3}, b = {:.3}, fitted on {}\n",
                 p.a, p.b, self.fitted_on
             )),
+        }
+        if let Some(note) = &self.calibration_note {
+            out.push_str(&format!("calibration: {note}\n"));
         }
         if let Some([before, after]) = self.fit_ece {
             if self.calibration != Calibrator::None {

@@ -560,6 +560,11 @@ pub struct CommonOptions {
     /// ensemble averaging them) instead of refitting one on every example.
     #[arg(long, requires = "cv")]
     pub cv_ensemble: bool,
+    /// Seed of the split (the validation and test parts; the folds of `--cv`) when it is not
+    /// `--seed`'s: runs with one split seed and other seeds differ only in their initial
+    /// weights and shuffling.
+    #[arg(long, value_name = "S")]
+    pub split_seed: Option<u64>,
     /// Seed of the split, the initial weights and the shuffling.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,

@@ -77,11 +77,8 @@ impl<K: Kind> AnyKind for Entry<K> {
         matches: &ArgMatches,
         ctx: &RunContext,
     ) -> Result<Box<dyn Trained>> {
-        let options = K::Options::from_arg_matches(matches).map_err(|e| {
-            JobError::invalid(format!("{} options", K::NAME), "valid flags", e.to_string())
-        })?;
-        let config = K::configure(K::Config::default(), common, options)?;
-        config.check()?;
+        let (config, ctx) = configured::<K>(common, matches, ctx)?;
+        let ctx = &ctx;
         let decision = common.decision()?;
         let members = common.ensemble.unwrap_or(1);
         if let Some(n) = common.ensemble {
@@ -100,7 +97,7 @@ impl<K: Kind> AnyKind for Entry<K> {
                     k,
                     repeats: common.repeats.unwrap_or(1),
                     group: common.group.clone(),
-                    seed: common.seed,
+                    seed: common.split_seed.unwrap_or(common.seed),
                     members,
                     fold_ensemble: common.cv_ensemble,
                 };
@@ -123,22 +120,46 @@ impl<K: Kind> AnyKind for Entry<K> {
         matches: &ArgMatches,
         ctx: &RunContext,
     ) -> Result<crate::cv::CvReport> {
-        let options = K::Options::from_arg_matches(matches).map_err(|e| {
-            JobError::invalid(format!("{} options", K::NAME), "valid flags", e.to_string())
-        })?;
-        let config = K::configure(K::Config::default(), common, options)?;
-        config.check()?;
+        let (config, ctx) = configured::<K>(common, matches, ctx)?;
+        let ctx = &ctx;
         let data = K::load_data(&config, &common.source(), ctx)?;
         let options = crate::cv::CvOptions {
             k: common.cv.unwrap_or(crate::tune::TUNE_FOLDS),
             repeats: common.repeats.unwrap_or(1),
             group: common.group.clone(),
-            seed: common.seed,
+            seed: common.split_seed.unwrap_or(common.seed),
             members: common.ensemble.unwrap_or(1),
             fold_ensemble: false,
         };
         crate::cv::cross_validate_report::<K>(&config, &data, &options, ctx)
     }
+}
+
+/// `K`'s checked config from the defaults, the shared flags and its own (`matches`), and the
+/// run's context: with `--split-seed`, the config's seed is the split's and the context seeds
+/// the weights and shuffling with `--seed` ([`RunContext::member_seed`]).
+fn configured<K: Kind>(
+    common: &CommonOptions,
+    matches: &ArgMatches,
+    ctx: &RunContext,
+) -> Result<(K::Config, RunContext)> {
+    let options = K::Options::from_arg_matches(matches).map_err(|e| {
+        JobError::invalid(format!("{} options", K::NAME), "valid flags", e.to_string())
+    })?;
+    let mut ctx = ctx.clone();
+    let config = match common.split_seed {
+        Some(split) => {
+            ctx.member_seed = Some(common.seed);
+            let common = CommonOptions {
+                seed: split,
+                ..common.clone()
+            };
+            K::configure(K::Config::default(), &common, options)?
+        }
+        None => K::configure(K::Config::default(), common, options)?,
+    };
+    config.check()?;
+    Ok((config, ctx))
 }
 
 /// The model kinds a program knows.

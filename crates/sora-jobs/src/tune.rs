@@ -299,8 +299,8 @@ impl Knob {
     }
 }
 
-/// The options `sora tune` draws for a kind; `None` for a kind that is not tuned (it is not
-/// cross-validated).
+/// The options `sora tune` draws for a kind (the loop's options for a kind it does not know);
+/// `None` for Sora's kinds that are not cross-validated.
 pub fn space(kind: &str) -> Option<Vec<Knob>> {
     use Knob::*;
     let loop_knobs = [WeightDecay, Lr, BatchSize, Optimizer];
@@ -308,7 +308,9 @@ pub fn space(kind: &str) -> Option<Vec<Knob>> {
         "tabular" => &[Hidden, Dropout],
         "image" | "audio" => &[],
         "text" => &[Embed],
-        _ => return None,
+        // Not cross-validated: nothing to score a configuration by.
+        "generate" | "ratings" => return None,
+        _ => &[],
     };
     Some(own.iter().copied().chain(loop_knobs).collect())
 }

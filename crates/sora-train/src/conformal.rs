@@ -287,9 +287,23 @@ pub struct ConformalClassifier {
     pub n_classes: usize,
     /// Calibration rows it was fitted on.
     pub calibration_rows: usize,
+    /// Whether a row's set may be empty (no class reaches `q̂`): the sets then hold the
+    /// coverage asked for rather than more, as MAPIE's LAC sets do. Otherwise such a row's
+    /// set is its arg-max class, and a classifier right more often than the coverage covers
+    /// as often as it is right.
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 impl ConformalClassifier {
+    /// The same classifier, letting sets be empty ([`allow_empty`](Self::allow_empty)).
+    pub fn allowing_empty(self) -> Self {
+        Self {
+            allow_empty: true,
+            ..self
+        }
+    }
+
     /// Calibrates on held-out row-major probabilities (`n × n_classes`) and labels, which must
     /// not have been used to train or select the model.
     pub fn calibrate(
@@ -328,13 +342,15 @@ impl ConformalClassifier {
             q_hat: conformal_quantile(scores, coverage)?,
             n_classes,
             calibration_rows: rows,
+            allow_empty: false,
         })
     }
 
     /// The prediction set of each row of row-major probabilities (`n × n_classes`): the
     /// classes whose score is `≤ q_hat`, in increasing class order.
     ///
-    /// A set is never empty. An [`Aps`](ConformalScore::Aps) set always holds the top class;
+    /// Unless [`allow_empty`](Self::allow_empty), a set is never empty. An
+    /// [`Aps`](ConformalScore::Aps) set always holds the top class;
     /// for [`Lac`](ConformalScore::Lac), when no class qualifies (a row so unsure that even
     /// its top probability `p` has `1 − p > q_hat`), the arg-max class (the first of equal
     /// ones) is the set. This only raises coverage.
@@ -358,7 +374,7 @@ impl ConformalClassifier {
                     .filter(|&(_, &s)| s <= self.q_hat)
                     .map(|(c, _)| c)
                     .collect();
-                if set.is_empty() {
+                if set.is_empty() && !self.allow_empty {
                     vec![argmax(row)]
                 } else {
                     set
@@ -684,6 +700,12 @@ mod tests {
         // 0.6 scores 0.4 > q̂: no class qualifies, so the arg-max is the set.
         let sets = conformal.predict_sets(&[0.4, 0.6, 0.5, 0.5]).unwrap();
         assert_eq!(sets, vec![vec![1], vec![0]]);
+        // Allowed to, the sets are empty.
+        let sets = conformal
+            .allowing_empty()
+            .predict_sets(&[0.4, 0.6, 0.5, 0.5])
+            .unwrap();
+        assert_eq!(sets, vec![Vec::<usize>::new(), Vec::new()]);
     }
 
     #[test]
@@ -707,6 +729,7 @@ mod tests {
             q_hat: 0.8125,
             n_classes: 3,
             calibration_rows: 120,
+            allow_empty: true,
         };
         let json = serde_json::to_string(&classifier).unwrap();
         assert!(json.contains(r#""score":"aps""#), "{json}");
