@@ -521,7 +521,9 @@ fn cli_bad_input_is_a_clear_error() {
     assert!(e.contains("--text: --task generate needs the text"), "{e}");
     let e = common::usage_error(&["train", "--task", "poetry", "--text", &good]);
     assert!(
-        e.contains("[possible values: auto, tabular, image, audio, text, generate, ratings]"),
+        e.contains(
+            "[possible values: auto, tabular, image, audio, text, generate, ratings, anomaly]"
+        ),
         "{e}"
     );
     let csv = file("rows.csv", b"label,body\n1,hello\n");

@@ -163,7 +163,7 @@ fn a_manifest_that_does_not_fit_is_a_typed_error_naming_the_file() {
     );
     let (_, e) = edit(&|m| m["kind"] = "hologram".into());
     assert!(
-        e.contains("manifest.json: unknown model kind `hologram` (known kinds: tabular, image, audio, text, generate, ratings)"),
+        e.contains("manifest.json: unknown model kind `hologram` (known kinds: tabular, image, audio, text, generate, ratings, anomaly)"),
         "{e}"
     );
     let (_, e) = edit(&|m| m["files"].as_array_mut().unwrap().push("extra.bin".into()));

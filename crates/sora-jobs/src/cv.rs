@@ -432,7 +432,7 @@ where
     } = run_folds::<K>(config, data, options, ctx)?;
     let labels = examples.labels.as_deref();
     let model = if options.fold_ensemble {
-        crate::ensemble::EnsembleRun::new(
+        crate::ensemble::EnsembleRun::boxed(
             fold_runs,
             crate::ensemble::Origin::Folds { k: options.k },
         )?

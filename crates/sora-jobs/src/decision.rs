@@ -631,21 +631,20 @@ impl Decision {
         if let Some(note) = &self.calibration_note {
             out.push_str(&format!("calibration: {note}\n"));
         }
-        if let Some([before, after]) = self.fit_ece {
-            if self.calibration != Calibrator::None {
-                out.push_str(&format!(
-                    "  expected calibration error there: {before:.4} → {after:.4}\n"
-                ));
-            }
+        let calibrated = self.calibration != Calibrator::None;
+        if let (Some([before, after]), true) = (self.fit_ece, calibrated) {
+            out.push_str(&format!(
+                "  expected calibration error there: {before:.4} → {after:.4}\n"
+            ));
         }
-        if let Some((c, name)) = check {
-            if let (Some([before, after]), true) = (c.ece, self.calibration != Calibrator::None) {
-                out.push_str(&format!(
-                    "  expected calibration error on the {name} ({} rows, {RELIABILITY_BINS} bins): \
-                     {before:.4} → {after:.4}\n",
-                    c.rows
-                ));
-            }
+        if let (Some((c, name)), true) = (check, calibrated)
+            && let Some([before, after]) = c.ece
+        {
+            out.push_str(&format!(
+                "  expected calibration error on the {name} ({} rows, {RELIABILITY_BINS} bins): \
+                 {before:.4} → {after:.4}\n",
+                c.rows
+            ));
         }
         if let Some(t) = &self.threshold {
             out.push_str(&format!(
@@ -760,7 +759,7 @@ pub struct Finished {
 impl Finished {
     /// Fits the decision `options` ask for on `run`'s held-out predictions; the run as it is
     /// when there is nothing to fit.
-    pub fn new(run: Box<dyn Trained>, options: &DecisionOptions) -> Result<Box<dyn Trained>> {
+    pub fn wrap(run: Box<dyn Trained>, options: &DecisionOptions) -> Result<Box<dyn Trained>> {
         let held = run.held_out();
         Ok(match Decision::fit(options, &held)? {
             Some(fitted) => Box::new(Finished {

@@ -94,7 +94,7 @@ where
         runs.push(Box::new(K::train(config, data.clone(), &member_ctx)?));
         seeds.push(s);
     }
-    EnsembleRun::new(runs, Origin::Seeds { seeds })
+    EnsembleRun::boxed(runs, Origin::Seeds { seeds })
 }
 
 /// A trained ensemble.
@@ -108,7 +108,7 @@ pub struct EnsembleRun {
 impl EnsembleRun {
     /// The ensemble of finished runs: its held-out predictions are the mean of the members'
     /// when they share their parts (seeds), none otherwise (folds).
-    pub fn new(members: Vec<Box<dyn Trained>>, origin: Origin) -> Result<Box<dyn Trained>> {
+    pub fn boxed(members: Vec<Box<dyn Trained>>, origin: Origin) -> Result<Box<dyn Trained>> {
         let held: Vec<HeldOut> = members.iter().map(|m| m.held_out()).collect();
         let mean = |part: fn(&HeldOut) -> Option<&Scored>| -> Option<Scored> {
             let parts: Option<Vec<Scored>> = held.iter().map(|h| part(h).cloned()).collect();

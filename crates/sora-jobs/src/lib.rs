@@ -51,6 +51,7 @@
 //! # }
 //! ```
 
+pub mod anomaly;
 pub mod base64;
 pub mod cv;
 pub mod decision;

@@ -107,7 +107,7 @@ impl<K: Kind> AnyKind for Entry<K> {
             }
             None => crate::ensemble::train::<K>(&config, &data, ctx, members, common.seed)?,
         };
-        crate::decision::Finished::new(run, &decision)
+        crate::decision::Finished::wrap(run, &decision)
     }
 
     fn load(&self, dir: &Path, device: &Device) -> Result<Box<dyn Model>> {
@@ -194,6 +194,7 @@ impl Registry {
             .with::<crate::text::Text>()
             .with::<crate::generate::Generate>()
             .with::<crate::recommend::Recommend>()
+            .with::<crate::anomaly::Anomaly>()
     }
 
     /// Registers `K` (a later registration of a name replaces the earlier one).
@@ -591,7 +592,9 @@ mod tests {
         let registry = Registry::builtin();
         assert_eq!(
             registry.names(),
-            ["tabular", "image", "audio", "text", "generate", "ratings"]
+            [
+                "tabular", "image", "audio", "text", "generate", "ratings", "anomaly"
+            ]
         );
         let infer = |common: CommonOptions| registry.infer(&common).map(|k| k.name());
         let data = |path: &str| CommonOptions {
@@ -625,7 +628,7 @@ mod tests {
         };
         let e = infer(unknown).unwrap_err().to_string();
         assert!(
-            e.contains("tabular, image, audio, text, generate, ratings"),
+            e.contains("tabular, image, audio, text, generate, ratings, anomaly"),
             "{e}"
         );
     }
