@@ -463,7 +463,8 @@ pub struct CommonOptions {
     /// and IDX files, `tabular` for a CSV file].
     #[arg(long)]
     pub task: Option<String>,
-    /// The column to predict (tables, text).
+    /// The column to predict (tables, text; anomaly detectors: the label column that `--normal`
+    /// reads).
     #[arg(long)]
     pub target: Option<String>,
     /// The IDX labels file of an IDX images file.
@@ -480,7 +481,8 @@ pub struct CommonOptions {
     #[arg(long, conflicts_with = "text")]
     pub ratings: bool,
     /// Hidden widths of the head, comma-separated (tables: default sized from the data;
-    /// language models: one width, the recurrent layers').
+    /// language models: one width, the recurrent layers'; anomaly detectors: the encoder's
+    /// widths, the last one the bottleneck).
     #[arg(long, value_delimiter = ',')]
     pub hidden: Option<Vec<usize>>,
     /// A model spec file (JSON or TOML) to use instead of the default model (tables, images,

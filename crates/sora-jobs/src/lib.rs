@@ -10,7 +10,9 @@
 //! split ([`Holdout`]), early stopping's threshold, prediction batches
 //! ([`PREDICTION_BATCH`]), predictions as CSV ([`Predictions::to_csv`]), the one method enum
 //! of explanations ([`explain::Method`]), and the one loader of model directories
-//! ([`load_any`]).
+//! ([`load_any`]). So are the steps of small data, for every kind: cross-validation
+//! ([`cv`]), calibration, decision thresholds and conformal sets ([`decision`]), ensembles
+//! ([`ensemble`]) and the hyper-parameter search ([`tune`]).
 //!
 //! | kind | module | data | model |
 //! |---|---|---|---|
@@ -20,6 +22,7 @@
 //! | `text` | [`text`] | a CSV text column and a label column | embeddings, bag or BiLSTM/GRU |
 //! | `generate` | [`generate`] | a text file (or CSV column) | recurrent language model |
 //! | `ratings` | [`recommend`] | `user,item,rating[,timestamp]` rows | matrix factorisation, ranker |
+//! | `anomaly` | [`anomaly`] | a CSV file's normal rows | autoencoder over the fitted pipeline |
 //!
 //! Adding a kind is one module that implements [`Kind`] and one line in
 //! [`Registry::builtin`] (or, from outside, [`Registry::with`]); `docs/extending.md` walks
@@ -53,6 +56,7 @@
 
 pub mod anomaly;
 pub mod base64;
+pub mod card;
 pub mod cv;
 pub mod decision;
 pub mod ensemble;

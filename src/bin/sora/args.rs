@@ -58,6 +58,13 @@ pub enum Command {
     /// models (`--task generate`), recommenders (`--ratings`). The kind is inferred from the
     /// data; `--task` names it.
     Train(Box<TrainArgs>),
+    /// Search a kind's hyper-parameters — hidden widths and depth, dropout, weight decay,
+    /// learning rate, batch size, optimizer — by successive halving, each configuration
+    /// scored by cross-validation (`--cv`, 5 folds by default), within a time budget; then
+    /// train the best as `sora train` would and save it with the table of trials
+    /// (`tune.json`). Takes every option of `sora train`: those given are fixed, not searched.
+    /// Run again with the same command, an interrupted search continues where it stopped.
+    Tune(Box<TuneArgs>),
     /// Evaluate a saved model on labelled data.
     Eval(ModelData),
     /// Predict with a saved model: the rows of a CSV file, images or clips; for a
@@ -89,6 +96,13 @@ pub enum Command {
         #[arg(long, default_value_t = sora::core::DEFAULT_MAX_PARAMS)]
         max_params: u64,
     },
+    /// Write a model card: one self-contained HTML page describing a model directory of any
+    /// kind — the data, the pipeline and the model, metrics with their intervals, the
+    /// cross-validation table, the confusion matrix, learning curves, calibration, the
+    /// decision threshold and its trade-off, conformal sets, the global importance of each
+    /// column and the sanity check (tables, with `--data`), the data's licence, the members
+    /// of an ensemble.
+    Report(ReportArgs),
     /// Add manifest.json to a model directory written by Sora 0.1.
     Upgrade {
         /// The model directory.
@@ -102,6 +116,20 @@ pub enum Command {
         #[arg(long, value_parser = DeviceChoice::parse)]
         device: Option<DeviceChoice>,
     },
+}
+
+/// Options of `sora tune`: those of `sora train`, and the search's own.
+#[derive(Debug, Args)]
+pub struct TuneArgs {
+    #[command(flatten)]
+    pub train: TrainArgs,
+    /// The time budget of the whole search and the final run: seconds, or with a unit
+    /// (`90s`, `5m`, `1h`).
+    #[arg(long, default_value = "5m", value_parser = sora::jobs::tune::parse_budget)]
+    pub budget: std::time::Duration,
+    /// Configurations drawn for the first rung (a third go on to each next rung).
+    #[arg(long, default_value_t = 27)]
+    pub trials: usize,
 }
 
 /// Options of `sora train` besides the kinds' own (added from the registry).
@@ -132,6 +160,30 @@ pub struct TrainArgs {
     /// data it was started with: it ends with the weights the uninterrupted run would have.
     #[arg(long, value_name = "DIR", exclusive = true)]
     pub resume: Option<PathBuf>,
+    /// Write the model card (as `sora report` does) here once the model is saved, with the
+    /// global importance and sanity check computed on the training data.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+}
+
+/// Options of `sora report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The model directory (any kind).
+    pub dir: PathBuf,
+    /// Data to describe the model on (as `sora eval` takes it): its summary and class
+    /// balance, and for tables the global importance of each column and the sanity check;
+    /// the data's licence is looked for beside it.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The IDX labels file of an IDX images file.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// The HTML file to write.
+    #[arg(long, default_value = "card.html")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub device: DeviceArg,
 }
 
 /// `--checkpoint-every`: how often, or `None` for `0`.

@@ -4,6 +4,7 @@
 
 mod args;
 mod resume;
+mod tune;
 
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +14,9 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, FromArgMatches};
 use sora::jobs::{Input, JobError, Loaded, Registry};
 
-use args::{Cli, Command, ExplainArgs, GenerateArgs, ModelData, PredictArgs, TrainArgs};
+use args::{
+    Cli, Command, ExplainArgs, GenerateArgs, ModelData, PredictArgs, ReportArgs, TrainArgs,
+};
 
 // Burn's CPU backends allocate a fresh buffer for most tensor ops; mimalloc keeps freed pages
 // for reuse where glibc's malloc returns large blocks to the kernel and faults them back in
@@ -23,7 +26,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The program's arguments, with every kind's training options.
 fn command(registry: &Registry) -> clap::Command {
-    Cli::command().mut_subcommand("train", |train| registry.augment_train(train))
+    Cli::command()
+        .mut_subcommand("train", |train| registry.augment_train(train))
+        .mut_subcommand("tune", |tune| registry.augment_train(tune))
 }
 
 fn main() -> ExitCode {
@@ -33,7 +38,9 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    let train = matches.subcommand_matches("train");
+    let train = matches
+        .subcommand_matches("train")
+        .or_else(|| matches.subcommand_matches("tune"));
     match run(cli, train, &registry) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -68,6 +75,11 @@ fn run(cli: Cli, train_matches: Option<&clap::ArgMatches>, registry: &Registry) 
             Ok(())
         }
         Command::Train(args) => train(&args, train_matches.expect("train matches"), registry),
+        Command::Tune(args) => {
+            check_output(args.train.report.as_deref())?;
+            tune::run(&args, train_matches.expect("tune matches"), registry)?;
+            train_card(&args.train)
+        }
         Command::Eval(data) => {
             let (loaded, input) = load(&data, registry)?;
             let evaluation = loaded
@@ -107,6 +119,7 @@ fn run(cli: Cli, train_matches: Option<&clap::ArgMatches>, registry: &Registry) 
             }
             Ok(())
         }
+        Command::Report(args) => report(&args),
         Command::Upgrade { model } => {
             let device = sora::device::DeviceChoice::DEFAULT.device()?;
             if sora::jobs::upgrade(registry, &model, &device)? {
@@ -187,6 +200,7 @@ fn train_run(
     registry.check_flags(kind, matches)?;
     let mut setting = sora::run_context(args.device.device, &args.devices, args.distributed)?;
     sora::train::ModelDir::new(&args.out).check_replaceable()?;
+    check_output(args.report.as_deref())?;
     let checkpoints = match args.checkpoint_every.0 {
         Some(every) => Some(sora::jobs::Checkpoints {
             dir: resume::checkpoint_dir(&args.out)?,
@@ -232,6 +246,61 @@ fn train_run(
         resume::finish(&c.dir)?;
     }
     println!("saved {}", args.out.display());
+    train_card(args)
+}
+
+/// Refuses, before any work, an output file that cannot be written: a folder, or a file in
+/// a folder that does not exist.
+fn check_output(path: Option<&Path>) -> Result<()> {
+    let Some(path) = path else { return Ok(()) };
+    anyhow::ensure!(!path.is_dir(), "{}: a folder, not a file", path.display());
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    anyhow::ensure!(
+        folder.is_dir(),
+        "{}: the folder {} does not exist",
+        path.display(),
+        folder.display()
+    );
+    Ok(())
+}
+
+/// `--report FILE` of `sora train` and `sora tune`: the saved model's card, with its
+/// training data.
+fn train_card(args: &TrainArgs) -> Result<()> {
+    let Some(path) = &args.report else {
+        return Ok(());
+    };
+    // A language model's plain text file is `--text` (there is no `--data` then).
+    let common = &args.common;
+    let data = common
+        .data
+        .as_deref()
+        .or(common.text.as_deref().map(Path::new))
+        .map(|d| Input::path(d, common.labels.as_deref()));
+    let device = args.device.device.device()?;
+    let html = sora::jobs::card::model_card(&args.out, data.as_ref(), &device)?;
+    write_card(path, &html)
+}
+
+/// `sora report`: the model card of a saved model.
+fn report(args: &ReportArgs) -> Result<()> {
+    check_output(Some(&args.out))?;
+    let device = args.device.device.device()?;
+    let data = args
+        .data
+        .as_deref()
+        .map(|d| Input::path(d, args.labels.as_deref()));
+    let html = sora::jobs::card::model_card(&args.dir, data.as_ref(), &device)?;
+    write_card(&args.out, &html)
+}
+
+/// Writes a model card (atomically).
+fn write_card(path: &Path, html: &str) -> Result<()> {
+    sora::core::weights::write_atomic(path, html.as_bytes()).map_err(io_error(path))?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 

@@ -123,6 +123,18 @@ impl TabularModel {
     /// Explains rows of `table` (all of `request`: rows, method, target, permutation
     /// importance over the labelled rows, the sanity check, the HTML report).
     pub fn explain(&self, table: &Table, request: &ExplainRequest) -> Result<Explanation> {
+        self.explain_with_report(table, request)
+            .map(|(explanation, _)| explanation)
+    }
+
+    /// [`explain`](Self::explain), with the report it is drawn from: the global importance
+    /// (mean |attribution| over the explained rows, permutation importance over the labelled
+    /// rows) and the sanity check's result, as numbers and text rather than HTML.
+    pub fn explain_with_report(
+        &self,
+        table: &Table,
+        request: &ExplainRequest,
+    ) -> Result<(Explanation, Report)> {
         request.check()?;
         let method = request.method(Tabular::NAME, Method::Ig, &METHODS)?;
         let rows = request.rows(table.n_rows())?;
@@ -292,13 +304,14 @@ impl TabularModel {
         } else {
             None
         };
-        Ok(Explanation {
+        let explanation = Explanation {
             method: report.method.clone(),
             classes,
             rows: explained_rows,
             terminal: report.terminal_summary(request.top),
             document,
-        })
+        };
+        Ok((explanation, report))
     }
 
     /// Accuracy drop when each raw column's block of inputs is shuffled across the labelled
