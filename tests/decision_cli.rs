@@ -258,7 +258,10 @@ fn conformal_sets_and_intervals_cover_rows_never_seen_at_the_target_rate() {
     );
     // Sets may be empty (no class likely enough at this coverage): that is how they hold 90 %
     // and not the classifier's accuracy.
-    assert!(rows.iter().any(|r| r.last().unwrap().is_empty()), "no empty set");
+    assert!(
+        rows.iter().any(|r| r.last().unwrap().is_empty()),
+        "no empty set"
+    );
 
     // German credit amounts: intervals around a regressor's values.
     let (fit, held) = (root.path().join("gfit.csv"), root.path().join("gheld.csv"));
