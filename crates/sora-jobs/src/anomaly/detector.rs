@@ -97,6 +97,60 @@ pub struct Evaluated {
     /// `false_positives / normal`: the false-positive rate reached (`None` without normal
     /// rows).
     pub false_positive_rate: Option<f64>,
+    /// 95 % percentile-bootstrap intervals of AUROC, precision and recall over the rows
+    /// (1,000 seeded resamples); absent where undefined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intervals: Option<AnomalyIntervals>,
+}
+
+/// Bootstrap intervals of a detector's figures ([`Evaluated::intervals`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyIntervals {
+    /// Of the AUROC.
+    pub auroc: Option<sora_train::ConfidenceInterval>,
+    /// Of the precision at the threshold.
+    pub precision: Option<sora_train::ConfidenceInterval>,
+    /// Of the recall at the threshold.
+    pub recall: Option<sora_train::ConfidenceInterval>,
+}
+
+impl AnomalyIntervals {
+    /// The intervals of `scores` against `is_anomaly`, flagged at `threshold`.
+    fn compute(scores: &[f32], is_anomaly: &[bool], threshold: f32) -> Option<Self> {
+        let config = sora_train::BootstrapConfig::default();
+        let pick = |rows: &[usize]| -> (Vec<f32>, Vec<bool>) {
+            rows.iter().map(|&i| (scores[i], is_anomaly[i])).unzip()
+        };
+        let counts = |rows: &[usize]| {
+            let (mut tp, mut fp, mut anomalies) = (0usize, 0usize, 0usize);
+            for &i in rows {
+                let flagged = scores[i] >= threshold;
+                anomalies += usize::from(is_anomaly[i]);
+                tp += usize::from(flagged && is_anomaly[i]);
+                fp += usize::from(flagged && !is_anomaly[i]);
+            }
+            (tp, fp, anomalies)
+        };
+        let n = scores.len();
+        let auroc = sora_train::bootstrap_ci(n, &config, |rows| {
+            let (s, a) = pick(rows);
+            sora_train::auroc(&s, &a)
+        });
+        let precision = sora_train::bootstrap_ci(n, &config, |rows| {
+            let (tp, fp, _) = counts(rows);
+            ratio(tp, tp + fp)
+        });
+        let recall = sora_train::bootstrap_ci(n, &config, |rows| {
+            let (tp, _, anomalies) = counts(rows);
+            ratio(tp, anomalies)
+        });
+        Some(Self {
+            auroc: auroc.ok()?,
+            precision: precision.ok()?,
+            recall: recall.ok()?,
+        })
+    }
 }
 
 fn ratio(a: usize, b: usize) -> Option<f64> {
@@ -131,6 +185,7 @@ impl Evaluated {
             precision: ratio(tp, tp + fp),
             recall: ratio(tp, anomalies),
             false_positive_rate: ratio(fp, normal),
+            intervals: AnomalyIntervals::compute(scores, is_anomaly, threshold),
         }
     }
 
@@ -151,6 +206,12 @@ impl Evaluated {
     /// The figures as the program prints them, for rows described as `rows`.
     pub fn report(&self, rows: &str, fpr: f64) -> String {
         let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+        let intervals = self.intervals.as_ref();
+        // A figure with its interval, `0.9557 [0.9312, 0.9760]`, where there is one.
+        let with = |v: Option<f64>, ci: Option<&sora_train::ConfidenceInterval>| match ci {
+            Some(ci) => format!("{} [{:.4}, {:.4}]", opt(v), ci.low, ci.high),
+            None => opt(v),
+        };
         let mut out = format!(
             "{rows}: {} normal rows, {} anomalies\n",
             self.normal, self.anomalies
@@ -158,7 +219,7 @@ impl Evaluated {
         if self.anomalies > 0 && self.normal > 0 {
             out.push_str(&format!(
                 "AUROC {}   average precision {}   (of the score; anomaly = positive)\n",
-                opt(self.auroc),
+                with(self.auroc, intervals.and_then(|i| i.auroc.as_ref())),
                 opt(self.average_precision)
             ));
         }
@@ -169,8 +230,8 @@ impl Evaluated {
         if self.anomalies > 0 {
             out.push_str(&format!(
                 "; precision {}, recall {} ({} of {} anomalies)",
-                opt(self.precision),
-                opt(self.recall),
+                with(self.precision, intervals.and_then(|i| i.precision.as_ref())),
+                with(self.recall, intervals.and_then(|i| i.recall.as_ref())),
                 self.true_positives,
                 self.anomalies
             ));
