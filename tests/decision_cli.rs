@@ -384,4 +384,18 @@ fn bad_decision_options_are_typed_errors_naming_the_option_and_the_numbers() {
         "{e}"
     );
     assert!(!out.exists());
+    // A language model has neither: refused before it trains.
+    let e = fails(&[
+        "train",
+        "--task",
+        "generate",
+        "--data",
+        "data/sentiment_sentences/ORIGINAL_README.txt",
+        "--coverage",
+        "0.9",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(e.contains("--coverage") && e.contains("generate"), "{e}");
+    assert!(!out.exists());
 }

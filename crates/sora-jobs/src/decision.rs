@@ -878,8 +878,8 @@ impl Model for Decided {
         if let Some([_, after]) = check.ece {
             evaluation.scores.push(("ece".into(), after));
         }
-        evaluation.notes = batch.drift.map(|d| d.notes()).unwrap_or_default();
-        evaluation.notes.extend(batch.notes);
+        // The batch's notes: unseen categories and drift from the training rows.
+        evaluation.notes = batch.notes;
         Ok(evaluation)
     }
 

@@ -425,7 +425,8 @@ impl Model for EnsembleModel {
         };
         let mut evaluation =
             crate::evaluation(&scored.metrics(), self.info.classes(), scored.len());
-        evaluation.notes = batch.drift.map(|d| d.notes()).unwrap_or_default();
+        // The first member's notes: unseen categories and drift from the training rows.
+        evaluation.notes = batch.notes;
         Ok(evaluation)
     }
 

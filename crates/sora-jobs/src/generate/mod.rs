@@ -317,6 +317,8 @@ impl Kind for Generate {
         common: &CommonOptions,
         o: GenerateOptions,
     ) -> crate::Result<GenerateConfig> {
+        // No class probabilities or values to calibrate, threshold or cover.
+        common.decision()?.refuse(Self::NAME)?;
         CommonOptions::refuse(
             Self::NAME,
             &[

@@ -423,6 +423,8 @@ impl Kind for Recommend {
         common: &CommonOptions,
         o: RatingsOptions,
     ) -> crate::Result<RecommendConfig> {
+        // Ratings are not calibrated, thresholded or given conformal intervals.
+        common.decision()?.refuse(Self::NAME)?;
         if common.optimizer.is_some() {
             return Err(JobError::OptionNotForKind {
                 option: "--optimizer".into(),
