@@ -249,3 +249,39 @@ fn test_metrics_carry_bootstrap_intervals() {
         assert!(f["metrics"]["intervals"]["auroc"]["low"].is_f64(), "{f}");
     }
 }
+
+#[test]
+fn the_split_fractions_are_options_checked_by_name() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("m");
+    let out = train(
+        &dir,
+        &["--valid-fraction", "0.1", "--test-fraction", "0.25"],
+    );
+    // 303 rows, 164 healthy and 139 sick, stratified: round(0.25 × n) of each class for the
+    // test part (41 + 35), round(0.1 × n) for validation (16 + 14).
+    assert!(
+        out.contains("rows: 197 train, 30 validation, 76 test"),
+        "{out}"
+    );
+    for (flag, value) in [("--valid-fraction", "0.7"), ("--test-fraction", "0")] {
+        let args = train_args(&root.path().join("bad"), &[flag, value]);
+        let e = fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(e.contains(flag) && e.contains(value), "{e}");
+    }
+    let e = fails(&[
+        "train",
+        "--task",
+        "generate",
+        "--data",
+        "data/sentiment_sentences/ORIGINAL_README.txt",
+        "--valid-fraction",
+        "0.1",
+        "--out",
+        root.path().join("lm").to_str().unwrap(),
+    ]);
+    assert!(
+        e.contains("--valid-fraction") && e.contains("generate"),
+        "{e}"
+    );
+}

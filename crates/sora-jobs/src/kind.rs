@@ -501,6 +501,15 @@ pub struct CommonOptions {
     /// Optimizer (SGD with momentum 0.9, Adam, AdamW).
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
+    /// The fraction of the examples held out for validation — early stopping, and what
+    /// calibration, thresholds and conformal sets are fitted on — in (0, 0.5) [default: 0.15;
+    /// anomaly detectors 0.2 of the normal rows].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub valid_fraction: Option<f64>,
+    /// The fraction of the examples held out for the final test, in (0, 0.5) [default: 0.2;
+    /// anomaly detectors 0.4 of the normal rows].
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub test_fraction: Option<f64>,
     /// Weight decay of the optimizer (L2 for SGD and Adam, decoupled for AdamW; 0 turns it
     /// off) [default: 0; AdamW 0.01].
     #[arg(long, value_name = "WD", allow_negative_numbers = true)]
@@ -594,6 +603,17 @@ impl CommonOptions {
             self.threshold.as_deref(),
             self.coverage,
         )
+    }
+
+    /// Applies `--valid-fraction` and `--test-fraction` to a kind's seeded split (checked
+    /// with the kind's config).
+    pub fn apply_holdout(&self, holdout: &mut Holdout) {
+        if let Some(v) = self.valid_fraction {
+            holdout.valid_fraction = v;
+        }
+        if let Some(t) = self.test_fraction {
+            holdout.test_fraction = t;
+        }
     }
 
     /// Applies the loop options (epochs, batch size, learning rate, optimizer, patience,

@@ -303,6 +303,7 @@ impl Kind for Anomaly {
                 ("--ratings", common.ratings),
             ],
         )?;
+        common.apply_holdout(&mut config.holdout);
         let decision = [
             ("--calibration", common.calibration.is_some()),
             ("--threshold", common.threshold.is_some()),

@@ -319,6 +319,14 @@ impl Kind for Generate {
     ) -> crate::Result<GenerateConfig> {
         // No class probabilities or values to calibrate, threshold or cover.
         common.decision()?.refuse(Self::NAME)?;
+        // The validation part is the end of the text (`valid_fraction` of the config).
+        CommonOptions::refuse(
+            Self::NAME,
+            &[
+                ("--valid-fraction", common.valid_fraction.is_some()),
+                ("--test-fraction", common.test_fraction.is_some()),
+            ],
+        )?;
         CommonOptions::refuse(
             Self::NAME,
             &[

@@ -301,6 +301,7 @@ fn configure_common(config: &mut MediaConfig, common: &CommonOptions, kind: &str
         ],
     )?;
     common.apply(&mut config.train);
+    common.apply_holdout(&mut config.holdout);
     if let Some(spec) = &common.spec {
         config.spec = Some(ConvSpec::from_file(spec)?);
     }

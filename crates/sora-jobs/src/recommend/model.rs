@@ -425,6 +425,13 @@ impl Kind for Recommend {
     ) -> crate::Result<RecommendConfig> {
         // Ratings are not calibrated, thresholded or given conformal intervals.
         common.decision()?.refuse(Self::NAME)?;
+        CommonOptions::refuse(
+            Self::NAME,
+            &[
+                ("--valid-fraction", common.valid_fraction.is_some()),
+                ("--test-fraction", common.test_fraction.is_some()),
+            ],
+        )?;
         if common.optimizer.is_some() {
             return Err(JobError::OptionNotForKind {
                 option: "--optimizer".into(),

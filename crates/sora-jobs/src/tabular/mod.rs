@@ -330,6 +330,7 @@ impl Kind for Tabular {
             })?;
         }
         config.pipeline.target = target;
+        common.apply_holdout(&mut config.holdout);
         if let Some(dropout) = common.dropout {
             config.dropout = dropout;
         }

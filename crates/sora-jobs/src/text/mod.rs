@@ -226,6 +226,7 @@ impl Kind for Text {
             ],
         )?;
         config.encoder = o.encoder;
+        common.apply_holdout(&mut config.holdout);
         if common.seq_len.is_some() {
             config.seq_len = common.seq_len;
         }
