@@ -46,7 +46,10 @@ fn tune_searches_by_cross_validation_and_saves_the_winner() {
     // Every option of the search but the epochs is drawn; `--lr` is fixed by the user.
     let args = tune_args(&out, &["--budget", "8s", "--lr", "0.005"]);
     let text = run(&args);
-    assert!(text.contains("scored by 3-fold cross-validation"), "{text}");
+    assert!(
+        text.contains("scored by 3-fold cross-validation × 2 repeats"),
+        "{text}"
+    );
     assert!(text.contains("bracket 1 rung 1/2"), "{text}");
     assert!(text.contains("bracket 1 rung 2/2"), "{text}");
     assert!(text.contains("best: configuration"), "{text}");
@@ -68,7 +71,14 @@ fn tune_searches_by_cross_validation_and_saves_the_winner() {
             !args.contains(&"--lr"),
             "a fixed option is not drawn: {args:?}"
         );
-        for flag in ["--hidden", "--dropout", "--weight-decay", "--optimizer"] {
+        for flag in [
+            "--hidden",
+            "--dropout",
+            "--weight-decay",
+            "--optimizer",
+            "--class-weights",
+            "--valid-fraction",
+        ] {
             assert!(args.contains(&flag), "{flag} drawn: {args:?}");
         }
     }

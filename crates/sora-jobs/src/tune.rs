@@ -24,6 +24,9 @@ use crate::{JobError, Result};
 
 /// Folds of the cross-validation a configuration is scored by, unless `--cv` says.
 pub const TUNE_FOLDS: usize = 5;
+/// Repeats of that cross-validation, each with other folds, unless `--repeats` says: one
+/// partition's noise is what a search over many configurations would otherwise learn.
+pub const TUNE_REPEATS: usize = 2;
 /// The share of the budget the search may start trials in (the rest trains the winner).
 pub const SEARCH_SHARE: f64 = 0.85;
 /// Configurations kept from one rung to the next: one in `ETA`.
@@ -254,6 +257,10 @@ pub enum Knob {
     Optimizer,
     /// `--embed` (text).
     Embed,
+    /// `--class-weights` (tables): auto, none or balanced.
+    ClassWeights,
+    /// `--valid-fraction`: how much of the training rows stop early rather than train.
+    ValidFraction,
 }
 
 impl Knob {
@@ -267,6 +274,8 @@ impl Knob {
             Knob::BatchSize => "--batch-size",
             Knob::Optimizer => "--optimizer",
             Knob::Embed => "--embed",
+            Knob::ClassWeights => "--class-weights",
+            Knob::ValidFraction => "--valid-fraction",
         }
     }
 
@@ -295,6 +304,8 @@ impl Knob {
             Knob::BatchSize => ["16", "32", "64", "128"][rng.random_range(0..4)].into(),
             Knob::Optimizer => ["sgd", "adam", "adamw"][rng.random_range(0..3)].into(),
             Knob::Embed => ["32", "64", "128"][rng.random_range(0..3)].into(),
+            Knob::ClassWeights => ["auto", "none", "balanced"][rng.random_range(0..3)].into(),
+            Knob::ValidFraction => ["0.1", "0.15", "0.2"][rng.random_range(0..3)].into(),
         }
     }
 }
@@ -305,9 +316,9 @@ pub fn space(kind: &str) -> Option<Vec<Knob>> {
     use Knob::*;
     let loop_knobs = [WeightDecay, Lr, BatchSize, Optimizer];
     let own: &[Knob] = match kind {
-        "tabular" => &[Hidden, Dropout],
-        "image" | "audio" => &[],
-        "text" => &[Embed],
+        "tabular" => &[Hidden, Dropout, ClassWeights, ValidFraction],
+        "image" | "audio" => &[ValidFraction],
+        "text" => &[Embed, ValidFraction],
         // Not cross-validated: nothing to score a configuration by.
         "generate" | "ratings" => return None,
         _ => &[],

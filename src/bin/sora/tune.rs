@@ -121,6 +121,9 @@ pub fn run(args: &TuneArgs, matches: &clap::ArgMatches, registry: &Registry) -> 
         base.extend(["--progress".into(), "quiet".into()]);
     }
     let cv_given = base.iter().any(|a| is_flag(a, "--cv"));
+    if !base.iter().any(|a| is_flag(a, "--repeats")) {
+        base.extend(["--repeats".into(), tune::TUNE_REPEATS.to_string()]);
+    }
     let seed = args.train.common.seed;
     let budget = args.budget;
     let state_file = state_path(&out);
@@ -151,11 +154,12 @@ pub fn run(args: &TuneArgs, matches: &clap::ArgMatches, registry: &Registry) -> 
     let search_budget = budget.as_secs_f64() * tune::SEARCH_SHARE;
     println!(
         "tuning {} model: brackets of {} configurations, {rungs} rungs of successive halving \
-         (η = {}) each, scored by {}-fold cross-validation, budget {:.0}s",
+         (η = {}) each, scored by {}-fold cross-validation × {} repeats, budget {:.0}s",
         kind.name(),
         args.trials,
         tune::ETA,
         args.train.common.cv.unwrap_or(tune::TUNE_FOLDS),
+        args.train.common.repeats.unwrap_or(tune::TUNE_REPEATS),
         budget.as_secs_f64()
     );
     // Brackets of successive halving, each with new configurations, until the budget is
