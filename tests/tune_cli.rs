@@ -179,3 +179,33 @@ fn bad_searches_are_refused_by_name() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn tune_without_cv_scores_by_repeated_five_fold_and_trains_the_winner_plainly() {
+    let root = tempfile::tempdir().unwrap();
+    let out = root.path().join("plain");
+    let text = ok(&[
+        "tune",
+        "--data",
+        HEART,
+        "--target",
+        "num",
+        "--target-above",
+        "0",
+        "--trials",
+        "1",
+        "--budget",
+        "4s",
+        "--device",
+        &device(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        text.contains("scored by 5-fold cross-validation × 2 repeats"),
+        "{text}"
+    );
+    // The winner is trained as a plain run: a test part, no cross-validation report.
+    assert!(text.contains("test metrics:"), "{text}");
+    assert!(out.join("tune.json").is_file() && !out.join("cv.json").exists());
+}

@@ -121,8 +121,11 @@ pub fn run(args: &TuneArgs, matches: &clap::ArgMatches, registry: &Registry) -> 
         base.extend(["--progress".into(), "quiet".into()]);
     }
     let cv_given = base.iter().any(|a| is_flag(a, "--cv"));
+    // The trials' options: the user's, with the search's repeats unless given (the final run
+    // takes the user's alone: `--repeats` needs `--cv`).
+    let mut trial_base = base.clone();
     if !base.iter().any(|a| is_flag(a, "--repeats")) {
-        base.extend(["--repeats".into(), tune::TUNE_REPEATS.to_string()]);
+        trial_base.extend(["--repeats".into(), tune::TUNE_REPEATS.to_string()]);
     }
     let seed = args.train.common.seed;
     let budget = args.budget;
@@ -178,7 +181,7 @@ pub fn run(args: &TuneArgs, matches: &clap::ArgMatches, registry: &Registry) -> 
                     out_of_time = true;
                     break 'brackets;
                 }
-                let mut trial_args = base.clone();
+                let mut trial_args = trial_base.clone();
                 trial_args.extend(candidate.args.iter().cloned());
                 trial_args.extend(["--epochs".into(), rung_epochs.to_string()]);
                 if !cv_given {
