@@ -91,6 +91,18 @@ pub struct CvReport {
     pub summary: Vec<MetricSummary>,
 }
 
+/// The mean and the sample standard deviation of `values` (sd 0 for fewer than two).
+pub fn mean_sd(values: &[f64]) -> (f64, f64) {
+    let n = values.len();
+    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
+    let sd = if n > 1 {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    } else {
+        0.0
+    };
+    (mean, sd)
+}
+
 /// The scalar metrics of a run, by name, as `sora eval` reports them.
 fn scores(metrics: &Metrics) -> Vec<(String, f64)> {
     crate::evaluation(metrics, None, 0).scores
@@ -121,18 +133,12 @@ impl CvReport {
                     })
                     .filter(|v| v.is_finite())
                     .collect();
-                let n = values.len();
-                let mean = values.iter().sum::<f64>() / n.max(1) as f64;
-                let sd = if n > 1 {
-                    (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-                } else {
-                    0.0
-                };
+                let (mean, sd) = mean_sd(&values);
                 MetricSummary {
                     name,
                     mean,
                     sd,
-                    folds: n,
+                    folds: values.len(),
                 }
             })
             .collect();
@@ -201,11 +207,6 @@ impl CvReport {
     /// The report as JSON.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("a CV report serialises")
-    }
-
-    /// Writes the report as JSON to `path`, atomically (a temporary file renamed over it).
-    pub fn write(&self, path: &Path) -> Result<()> {
-        sora_core::weights::write_atomic(path, &self.to_json()).map_err(JobError::io(path))
     }
 }
 

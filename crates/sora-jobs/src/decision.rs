@@ -128,12 +128,9 @@ impl Scored {
         {
             return None;
         }
-        let scale = 1.0 / members.len() as f32;
-        let predictions = (0..first.predictions.len())
-            .map(|i| members.iter().map(|m| m.predictions[i]).sum::<f32>() * scale)
-            .collect();
+        let parts: Vec<&[f32]> = members.iter().map(|m| m.predictions.as_slice()).collect();
         Some(Scored {
-            predictions,
+            predictions: mean_of(&parts)?,
             targets: first.targets.clone(),
         })
     }
@@ -144,6 +141,21 @@ impl Scored {
             Targets::Values { .. } => None,
         }
     }
+}
+
+/// The element-wise mean of equally long slices (an ensemble's members' outputs), summed in
+/// member order; `None` for none, or slices of different lengths.
+pub fn mean_of(parts: &[&[f32]]) -> Option<Vec<f32>> {
+    let first = parts.first()?;
+    if parts.iter().any(|p| p.len() != first.len()) {
+        return None;
+    }
+    let n = parts.len() as f32;
+    Some(
+        (0..first.len())
+            .map(|i| parts.iter().map(|p| p[i]).sum::<f32>() / n)
+            .collect(),
+    )
 }
 
 /// A run's held-out predictions: what the decision is fitted on, and what checks it.

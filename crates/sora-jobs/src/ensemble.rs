@@ -141,18 +141,6 @@ fn headline(metrics: &Metrics) -> (&'static str, f64) {
     }
 }
 
-/// Mean and sample standard deviation.
-pub fn mean_sd(values: &[f64]) -> (f64, f64) {
-    let n = values.len();
-    let mean = values.iter().sum::<f64>() / n.max(1) as f64;
-    let sd = if n > 1 {
-        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
-    (mean, sd)
-}
-
 impl Trained for EnsembleRun {
     fn report(&self) -> String {
         let n = self.members.len();
@@ -180,7 +168,7 @@ impl Trained for EnsembleRun {
                 out.push_str(&format!("  member {}: test {name} {v:.4}\n", i + 1));
             }
             let values: Vec<f64> = scores.iter().map(|s| s.1).collect();
-            let (mean, sd) = mean_sd(&values);
+            let (mean, sd) = crate::cv::mean_sd(&values);
             out.push_str(&format!(
                 "  members: test {} {mean:.4} ± {sd:.4} (mean ± sd)\n",
                 scores[0].0
@@ -336,26 +324,21 @@ impl EnsembleModel {
 
 /// The mean of outputs of the same rows (the first's form).
 fn mean_outputs(outputs: Vec<Outputs>) -> Result<Outputs> {
-    let n = outputs.len() as f32;
-    let mut iter = outputs.into_iter();
-    let Some(mut first) = iter.next() else {
-        return Err(JobError::invalid("ensemble", "at least one member", "none"));
+    let parts: Vec<&[f32]> = outputs.iter().map(Outputs::predictions).collect();
+    let mean = crate::decision::mean_of(&parts).ok_or_else(|| {
+        JobError::invalid(
+            "ensemble outputs",
+            "as many numbers from every member, and at least one member",
+            parts
+                .iter()
+                .map(|p| p.len().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )
+    })?;
+    let Some(mut first) = outputs.into_iter().next() else {
+        unreachable!("mean_of gave a mean of at least one member")
     };
-    let mut sum: Vec<f32> = first.predictions().to_vec();
-    for o in iter {
-        let p = o.predictions();
-        if p.len() != sum.len() {
-            return Err(JobError::invalid(
-                "ensemble outputs",
-                format!("{} numbers from every member", sum.len()),
-                p.len(),
-            ));
-        }
-        for (s, v) in sum.iter_mut().zip(p) {
-            *s += v;
-        }
-    }
-    let mean: Vec<f32> = sum.into_iter().map(|s| s / n).collect();
     match &mut first {
         Outputs::Classes { probabilities, .. } => *probabilities = mean,
         Outputs::Values { values, .. } => *values = mean,

@@ -169,28 +169,9 @@ impl AnomalyModel {
         }
     }
 
-    /// The batch of transformed rows of `table` (with notes on unseen categories and drift).
+    /// The batch of transformed rows of `table`, as the tabular kind makes it.
     fn batch(&self, table: &Table, t: sora_data::Transformed) -> Result<Batch> {
-        let rows: Vec<usize> = (0..table.n_rows()).collect();
-        let drift = self.pipeline.drift(table, &rows)?;
-        let mut notes = Vec::new();
-        if t.unseen_categories > 0 {
-            notes.push(format!(
-                "{} cells held categories not seen in training (encoded as none of the known ones)",
-                t.unseen_categories
-            ));
-        }
-        notes.extend(drift.notes());
-        Ok(Batch {
-            key: "row",
-            keys: t.rows.iter().map(|r| (r + 1).to_string()).collect(),
-            rows: Rows::Dense {
-                values: t.features,
-                d: t.d,
-            },
-            notes,
-            drift: Some(drift),
-        })
+        crate::tabular::table_batch(&self.pipeline, table, t)
     }
 
     /// The labelled rows of `table` (normal or anomaly by the training label column and

@@ -22,6 +22,7 @@ use sora_data::{ColumnKind, Impute, PipelineConfig, TargetRule, TextCells};
 use sora_train::TrainConfig;
 
 pub use baseline::logistic_regression;
+pub(crate) use model::table_batch;
 pub use model::{TablePredictions, TabularModel};
 pub use train::{Prepared, TabularRun, model_spec, prepare, prepare_with, train, train_prepared};
 

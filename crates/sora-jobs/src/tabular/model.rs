@@ -207,30 +207,41 @@ impl TabularModel {
         Ok(scored.metrics())
     }
 
-    /// The batch of transformed rows of `table` (with notes on unseen categories and drift).
+    /// The batch of transformed rows of `table` ([`table_batch`]).
     fn batch(&self, table: &Table, t: sora_data::Transformed) -> Result<Batch> {
-        let rows: Vec<usize> = (0..table.n_rows()).collect();
-        let drift = self.pipeline.drift(table, &rows)?;
-        let mut notes = Vec::new();
-        if t.unseen_categories > 0 {
-            notes.push(format!(
-                "{} cells held categories not seen in training (encoded as none of the known ones)",
-                t.unseen_categories
-            ));
-        }
-        notes.extend(drift.notes());
-        Ok(Batch {
-            key: "row",
-            // Rows are numbered from 1, the first data row (as `sora explain --rows` takes them).
-            keys: t.rows.iter().map(|r| (r + 1).to_string()).collect(),
-            rows: Rows::Dense {
-                values: t.features,
-                d: t.d,
-            },
-            notes,
-            drift: Some(drift),
-        })
+        table_batch(&self.pipeline, table, t)
     }
+}
+
+/// The batch of rows of `table` transformed by `pipeline` (`t`), keyed by their 1-based data
+/// row, with notes on unseen categories and on drift from the training rows (over every row
+/// of `table`): what a model over a fitted pipeline hands to `score`.
+pub(crate) fn table_batch(
+    pipeline: &FittedPipeline,
+    table: &Table,
+    t: sora_data::Transformed,
+) -> Result<Batch> {
+    let rows: Vec<usize> = (0..table.n_rows()).collect();
+    let drift = pipeline.drift(table, &rows)?;
+    let mut notes = Vec::new();
+    if t.unseen_categories > 0 {
+        notes.push(format!(
+            "{} cells held categories not seen in training (encoded as none of the known ones)",
+            t.unseen_categories
+        ));
+    }
+    notes.extend(drift.notes());
+    Ok(Batch {
+        key: "row",
+        // Rows are numbered from 1, the first data row (as `sora explain --rows` takes them).
+        keys: t.rows.iter().map(|r| (r + 1).to_string()).collect(),
+        rows: Rows::Dense {
+            values: t.features,
+            d: t.d,
+        },
+        notes,
+        drift: Some(drift),
+    })
 }
 
 impl crate::Model for TabularModel {
